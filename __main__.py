@@ -1,0 +1,1 @@
+"""The Pulumi program: config -> one provider per region -> components -> stack outputs."""

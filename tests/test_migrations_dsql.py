@@ -1,0 +1,110 @@
+"""The runner's DSQL-only branch: job ids from CREATE INDEX ASYNC and sys.wait_for_job.
+
+No DSQL endpoint can be reached from here, so a scripted connection answers the way DSQL does: the
+index statement returns one row holding the job id, sys.wait_for_job returns true or false, and
+sys.jobs says why a job failed. Everything else the runner does is proven on a real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from psycopg import errors
+
+from migrations.runner import TRACKING_TABLE, Dialect, Migration, MigrationError, apply_migrations
+
+
+class ScriptedResult:
+    def __init__(self, rows: list[tuple]) -> None:
+        self.rows = rows
+        self.description = [("column",)] if rows else None
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self):
+        return self.rows
+
+
+class ScriptedDsql:
+    """Answers the statements the runner sends to DSQL and records them in order."""
+
+    autocommit = True
+
+    def __init__(self, job_succeeds: bool = True, conflicts_before_success: int = 0) -> None:
+        self.job_succeeds = job_succeeds
+        self.conflicts_left = conflicts_before_success
+        self.sent: list[tuple[str, tuple | None]] = []
+        self._last: ScriptedResult | None = None
+
+    def execute(self, query: str, params: tuple | None = None) -> ScriptedResult:
+        self.sent.append((query, params))
+        if query.startswith("CREATE INDEX ASYNC") and self.conflicts_left:
+            self.conflicts_left -= 1
+            raise errors.SerializationFailure("change conflicts with another transaction (OC001)")
+        if query.startswith(f"SELECT name, checksum FROM {TRACKING_TABLE}"):
+            rows: list[tuple] = []
+        elif query.startswith("CREATE INDEX ASYNC"):
+            rows = [("job-7f3a",)]
+        elif query.startswith("SELECT sys.wait_for_job"):
+            rows = [(self.job_succeeds,)]
+        elif query.startswith("SELECT status, details FROM sys.jobs"):
+            rows = [("failed", "duplicate key value violates unique constraint")]
+        else:
+            rows = []
+        self._last = ScriptedResult(rows)
+        return self._last
+
+    # the runner uses a cursor for migration statements
+    def cursor(self):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @property
+    def description(self):
+        return self._last.description if self._last else None
+
+    def fetchone(self):
+        return self._last.fetchone() if self._last else None
+
+
+INDEX_FILE = Migration("0002_index.sql", "CREATE INDEX ASYNC IF NOT EXISTS users_x ON users (x);\n")
+
+
+def test_dsql_index_job_id_is_captured_and_waited_for() -> None:
+    conn = ScriptedDsql()
+    applied = apply_migrations(conn, [INDEX_FILE], Dialect.DSQL, log=lambda _: None)  # type: ignore[arg-type]
+    assert applied == ["0002_index.sql"]
+    sent = [query for query, _ in conn.sent]
+    index_at = sent.index("CREATE INDEX ASYNC IF NOT EXISTS users_x ON users (x)")
+    assert sent[index_at + 1] == "SELECT sys.wait_for_job(%s)"
+    assert conn.sent[index_at + 1][1] == ("job-7f3a",)
+    assert re.match(f"INSERT INTO {TRACKING_TABLE}", sent[index_at + 2])  # recorded only after the wait
+
+
+def test_failed_dsql_index_job_stops_the_run_with_the_reason() -> None:
+    conn = ScriptedDsql(job_succeeds=False)
+    with pytest.raises(MigrationError) as failure:
+        apply_migrations(conn, [INDEX_FILE], Dialect.DSQL, log=lambda _: None)  # type: ignore[arg-type]
+    message = str(failure.value)
+    assert "0002_index.sql:1" in message and "job-7f3a" in message and "duplicate key" in message
+    assert not any(query.startswith("INSERT INTO") for query, _ in conn.sent)
+
+
+def test_occ_conflict_is_retried() -> None:
+    conn = ScriptedDsql(conflicts_before_success=2)
+    assert apply_migrations(conn, [INDEX_FILE], Dialect.DSQL, log=lambda _: None) == ["0002_index.sql"]  # type: ignore[arg-type]
+    assert sum(query.startswith("CREATE INDEX ASYNC") for query, _ in conn.sent) == 3
+
+
+def test_iam_grant_is_sent_to_dsql_unchanged() -> None:
+    grant = Migration("0009_grant.sql", "AWS IAM GRANT users_api TO 'arn:aws:iam::123456789012:role/app';")
+    conn = ScriptedDsql()
+    apply_migrations(conn, [grant], Dialect.DSQL, log=lambda _: None)  # type: ignore[arg-type]
+    assert ("AWS IAM GRANT users_api TO 'arn:aws:iam::123456789012:role/app'", None) in conn.sent
