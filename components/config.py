@@ -1,0 +1,311 @@
+"""The stack's configuration, read once, typed and validated before any resource is registered.
+
+Every key is declared with its description and default in Pulumi.yaml. ``parse_config`` turns raw
+string values into a ``StackConfig`` and raises ``ConfigError`` naming the key and the fix; the
+components receive plain typed values and never read ``pulumi.Config`` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+PROJECT = "dsql-users-api"
+
+LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
+LAMBDA_RUNTIMES = ("python3.12", "python3.13")
+HEALTH_CHECK_INTERVALS = (10, 30)  # the only request intervals Route 53 accepts
+
+
+class ConfigError(ValueError):
+    """A stack config value is missing or invalid; the message names the key and how to fix it."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the program needs from `pulumi config`, already validated."""
+
+    primary_region: str
+    """First application region: a DSQL cluster, a Lambda and a REST API."""
+    secondary_region: str
+    """Second application region, peered with the first."""
+    witness_region: str
+    """DSQL witness region: keeps quorum, serves no traffic."""
+    deletion_protection: bool = True
+    """Deletion protection on both DSQL clusters."""
+    kms_key_arn: str | None = None
+    """Customer managed KMS key for the clusters; None uses an AWS owned key."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags added to every taggable resource, on top of project and stack."""
+    peering_timeout_seconds: int = 1800
+    """How long the peering resource waits for both clusters to become ACTIVE."""
+    lambda_runtime: str = "python3.13"
+    """Lambda runtime identifier."""
+    lambda_architecture: str = "arm64"
+    """Lambda instruction set; the dependency layer is built for it."""
+    lambda_memory_mb: int = 512
+    """Lambda memory size (also scales its CPU)."""
+    lambda_timeout_seconds: int = 10
+    """Lambda timeout; API Gateway gives up after 29 s whatever this says."""
+    log_retention_days: int = 30
+    """Retention of the Lambda and API access log groups."""
+    stage_name: str = "v1"
+    """API Gateway stage name (the first segment of the invoke URL's path)."""
+    throttle_rate_limit: int = 100
+    """Steady-state requests per second allowed per region's stage."""
+    throttle_burst_limit: int = 200
+    """Burst of requests allowed per region's stage."""
+    cors_allow_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS; empty allows none (no `*` by default)."""
+    xray_tracing: bool = False
+    """X-Ray tracing on the Lambda functions and API stages."""
+    domain_name: str | None = None
+    """Custom domain for latency-based global routing (needs hosted_zone_id)."""
+    hosted_zone_id: str | None = None
+    """Route 53 hosted zone that holds domain_name."""
+    health_check_interval_seconds: int = 30
+    """Route 53 health check request interval: 10 or 30."""
+    health_check_failure_threshold: int = 3
+    """Consecutive failed checks before a region counts as unhealthy (1-10)."""
+    alarm_email: str | None = None
+    """E-mail address subscribed to the alarm topic; None subscribes nobody."""
+
+    @property
+    def app_regions(self) -> tuple[str, str]:
+        return (self.primary_region, self.secondary_region)
+
+
+# config key in Pulumi.yaml -> StackConfig field
+KEYS: dict[str, str] = {
+    "primaryRegion": "primary_region",
+    "secondaryRegion": "secondary_region",
+    "witnessRegion": "witness_region",
+    "deletionProtection": "deletion_protection",
+    "kmsKeyArn": "kms_key_arn",
+    "tags": "tags",
+    "peeringTimeoutSeconds": "peering_timeout_seconds",
+    "lambdaRuntime": "lambda_runtime",
+    "lambdaArchitecture": "lambda_architecture",
+    "lambdaMemoryMb": "lambda_memory_mb",
+    "lambdaTimeoutSeconds": "lambda_timeout_seconds",
+    "logRetentionDays": "log_retention_days",
+    "stageName": "stage_name",
+    "throttleRateLimit": "throttle_rate_limit",
+    "throttleBurstLimit": "throttle_burst_limit",
+    "corsAllowOrigins": "cors_allow_origins",
+    "xrayTracing": "xray_tracing",
+    "domainName": "domain_name",
+    "hostedZoneId": "hosted_zone_id",
+    "healthCheckIntervalSeconds": "health_check_interval_seconds",
+    "healthCheckFailureThreshold": "health_check_failure_threshold",
+    "alarmEmail": "alarm_email",
+}
+REQUIRED = ("primaryRegion", "secondaryRegion", "witnessRegion")
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)  # fmt: skip
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9_]{1,128}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+_TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
+
+
+@cache
+def known_regions() -> frozenset[str]:
+    """Region names of every AWS partition, from botocore's own endpoint data (no network)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("ec2", partition_name=partition)
+    )
+
+
+def parse_config(raw: Mapping[str, str], project: str = PROJECT) -> StackConfig:
+    """Build a StackConfig from raw config strings keyed as in Pulumi.yaml (``primaryRegion``...)."""
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {project}:{unknown[0]}; the keys this project reads are "
+            f"{', '.join(sorted(KEYS))} (check the spelling)"
+        )
+    missing = [key for key in REQUIRED if not (raw.get(key) or "").strip()]
+    if missing:
+        raise ConfigError(
+            f"{project}:{missing[0]} is required; set it with `pulumi config set {missing[0]} <region>` "
+            "(for example us-east-1)"
+        )
+
+    values: dict[str, object] = {}
+    for key, value in raw.items():
+        values[KEYS[key]] = _PARSERS.get(key, _text)(key, value, project)
+    config = StackConfig(**values)  # type: ignore[arg-type]
+    _check_relations(config, project)
+    return config
+
+
+def _check_relations(config: StackConfig, project: str) -> None:
+    regions = {
+        "primaryRegion": config.primary_region,
+        "secondaryRegion": config.secondary_region,
+        "witnessRegion": config.witness_region,
+    }
+    for key, region in regions.items():
+        if region not in known_regions():
+            raise ConfigError(
+                f"{project}:{key} is {region!r}, which is not an AWS region name; use one such as "
+                "us-east-1 (Aurora DSQL multi-region pairs use regions of one region set, e.g. "
+                "us-east-1, us-east-2 and us-west-2)"
+            )
+    if config.primary_region == config.secondary_region:
+        raise ConfigError(
+            f"{project}:secondaryRegion equals primaryRegion ({config.primary_region}); the two "
+            "application regions of a multi-region cluster pair must differ"
+        )
+    if config.witness_region in config.app_regions:
+        raise ConfigError(
+            f"{project}:witnessRegion ({config.witness_region}) is also an application region; DSQL "
+            "needs the witness in a third region (for example us-west-2 for us-east-1 + us-east-2)"
+        )
+    if (config.domain_name is None) != (config.hosted_zone_id is None):
+        given, absent = (
+            ("domainName", "hostedZoneId") if config.domain_name else ("hostedZoneId", "domainName")
+        )
+        raise ConfigError(
+            f"{project}:{given} is set but {project}:{absent} is not; global routing needs both "
+            "(or neither, to use the two regional URLs only)"
+        )
+
+
+def _text(key: str, value: str, project: str) -> str | None:
+    value = value.strip()
+    return value or None
+
+
+def _boolean(key: str, value: str, project: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise ConfigError(f"{project}:{key} must be true or false, not {value!r}")
+
+
+def _integer(low: int, high: int, allowed: tuple[int, ...] = ()) -> Callable[[str, str, str], int]:
+    def parse(key: str, value: str, project: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{project}:{key} must be a whole number, not {value!r}") from None
+        if allowed and number not in allowed:
+            raise ConfigError(f"{project}:{key} must be one of {', '.join(map(str, allowed))}, not {number}")
+        if not low <= number <= high:
+            raise ConfigError(f"{project}:{key} must be between {low} and {high}, not {number}")
+        return number
+
+    return parse
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str, str, str], str]:
+    def parse(key: str, value: str, project: str) -> str:
+        if value.strip() not in choices:
+            raise ConfigError(f"{project}:{key} must be one of {', '.join(choices)}, not {value!r}")
+        return value.strip()
+
+    return parse
+
+
+def _matching(pattern: re.Pattern[str], example: str) -> Callable[[str, str, str], str | None]:
+    def parse(key: str, value: str, project: str) -> str | None:
+        text = value.strip()
+        if not text:
+            return None
+        if not pattern.match(text):
+            raise ConfigError(f"{project}:{key} is not valid: {value!r}; expected something like {example}")
+        return text
+
+    return parse
+
+
+def _json_list(key: str, value: str, project: str) -> list:
+    try:
+        items = json.loads(value) if value.strip() else []
+    except json.JSONDecodeError:
+        raise ConfigError(
+            f"{project}:{key} must be a list; set items with `pulumi config set --path '{key}[0]' <value>`"
+        ) from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"{project}:{key} must be a list of strings, not {value!r}")
+    return items
+
+
+def _tags(key: str, value: str, project: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in _json_list(key, value, project):
+        name, sep, tag_value = item.partition("=")
+        if not sep or not _TAG_KEY.match(name.strip()) or name.strip().lower().startswith("aws:"):
+            raise ConfigError(
+                f"{project}:{key} item {item!r} must be 'key=value' with a key of 1-128 letters, digits "
+                "or _.:/=+-@ not starting with aws:"
+            )
+        tags[name.strip()] = tag_value.strip()
+    return tags
+
+
+def _origins(key: str, value: str, project: str) -> tuple[str, ...]:
+    origins = _json_list(key, value, project)
+    for origin in origins:
+        if origin == "*" or not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"{project}:{key} item {origin!r} must be an origin such as https://app.example.com "
+                "(scheme and host, no path; `*` is refused: name the origins that may call the API)"
+            )
+    return tuple(origins)
+
+
+def _domain(key: str, value: str, project: str) -> str | None:
+    return _matching(_DOMAIN, "api.example.com")(key, value.strip().lower().rstrip("."), project)
+
+
+_PARSERS: dict[str, Callable[[str, str, str], object]] = {
+    "deletionProtection": _boolean,
+    "kmsKeyArn": _matching(_KMS_KEY_ARN, "arn:aws:kms:us-east-1:123456789012:key/<key id>"),
+    "tags": _tags,
+    "peeringTimeoutSeconds": _integer(60, 7200),
+    "lambdaRuntime": _one_of(LAMBDA_RUNTIMES),
+    "lambdaArchitecture": _one_of(LAMBDA_ARCHITECTURES),
+    "lambdaMemoryMb": _integer(128, 10240),
+    "lambdaTimeoutSeconds": _integer(1, 29),
+    "logRetentionDays": _integer(1, 3653, LOG_RETENTION_DAYS),
+    "stageName": _matching(_STAGE_NAME, "v1"),
+    "throttleRateLimit": _integer(1, 10000),
+    "throttleBurstLimit": _integer(1, 5000),
+    "corsAllowOrigins": _origins,
+    "xrayTracing": _boolean,
+    "domainName": _domain,
+    "hostedZoneId": _matching(_ZONE_ID, "Z0123456789ABCDEFGHIJ"),
+    "healthCheckIntervalSeconds": _integer(10, 30, HEALTH_CHECK_INTERVALS),
+    "healthCheckFailureThreshold": _integer(1, 10),
+    "alarmEmail": _matching(_EMAIL, "oncall@example.com"),
+}
+
+
+def load_config() -> StackConfig:
+    """Read this project's keys from the running stack's configuration.
+
+    The engine hands config to the program in PULUMI_CONFIG; tests set it with set_all_config. Both are
+    read so that a misspelt key is reported instead of silently ignored.
+    """
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    prefix = f"{PROJECT}:"
+    everything = {**get_config_env(), **CONFIG.get()}
+    raw = {key[len(prefix) :]: str(value) for key, value in everything.items() if key.startswith(prefix)}
+    return parse_config(raw)
