@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,8 +168,14 @@ def stack_config(stack: str = "prod") -> dict[str, Any]:
     return {key[len(prefix) :]: value for key, value in document["config"].items() if key.startswith(prefix)}
 
 
-def run_program(overrides: Mapping[str, Any] | None = None, *, stack: str = "prod") -> ProgramRun:
-    """Run __main__.py under mocks with the stack's config, changed by ``overrides`` (None removes)."""
+def run_program(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    stack: str = "prod",
+    program: Callable[[], object] | None = None,
+) -> ProgramRun:
+    """Run __main__.py (or ``program``, e.g. one component) under mocks with the stack's config,
+    changed by ``overrides`` (a None value removes the key)."""
     config = stack_config(stack)
     for key, value in (overrides or {}).items():
         if value is None:
@@ -187,7 +193,8 @@ def run_program(overrides: Mapping[str, Any] | None = None, *, stack: str = "pro
     pulumi.runtime.set_all_config(raw)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+    body = program or (lambda: runpy.run_path(str(PROGRAM), run_name="__main__"))
+    _sync_await(run_pulumi_func(body))
 
     root = settings.get_root_resource()
     exported = getattr(root, "outputs", {}) or {}
