@@ -1,0 +1,244 @@
+"""The users API Lambda: API Gateway REST proxy events (payload v1) in, proxy responses out.
+
+Routes are thin: they validate with ``handler.validation``, call ``handler.users`` through the
+container's ``Database``, and return JSON. Errors of any kind are turned into responses in one place,
+``_error_response`` (via ``handler.errors.to_api_error``).
+
+Routing is a small table here rather than Powertools' event handler: importing
+``aws_lambda_powertools.event_handler`` alone costs about a quarter of the cold-import budget (measured in
+docs/handler.md), more than the whole target allows. Powertools' Logger is kept for structured JSON logs
+correlated with the request id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+
+from handler import users, validation
+from handler.config import settings
+from handler.db import Database
+from handler.errors import MethodNotAllowed, NotFound, ServiceUnavailable, to_api_error
+
+logger = Logger(service="users-api")
+
+_database: Database | None = None
+
+
+def database() -> Database:
+    """The container's database, made on first use; the connection inside is made on first query."""
+    global _database
+    if _database is None:
+        _database = Database(settings())
+    return _database
+
+
+def reset() -> None:
+    """Forget the connection and re-read the environment (tests, and the local server's workers)."""
+    global _database
+    if _database is not None:
+        _database.discard()
+    _database = None
+    settings.cache_clear()
+
+
+# ---------------------------------------------------------------- requests and responses
+
+
+@dataclass
+class Request:
+    event: dict[str, Any]
+    method: str
+    path: str
+    path_params: dict[str, str]
+
+    def query(self, name: str) -> list[str] | None:
+        multi = self.event.get("multiValueQueryStringParameters") or {}
+        if name in multi:
+            return multi[name]
+        single = self.event.get("queryStringParameters") or {}
+        return [single[name]] if name in single else None
+
+    def json(self) -> dict[str, Any]:
+        return validation.json_object(self.event, settings().max_body_bytes)
+
+    @property
+    def base_path(self) -> str:
+        """The path as the client sent it, stage included, so Location resolves against the client's URL."""
+        context = self.event.get("requestContext") or {}
+        return context.get("path") or self.path
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None
+    headers: dict[str, str] | None = None
+
+
+Route = Callable[[Request], Response]
+
+
+# ---------------------------------------------------------------- routes
+
+
+def health(_: Request) -> Response:
+    region = settings().region
+    started = time.perf_counter()
+    try:
+        database().run(users.ping, idempotent=True)
+    except Exception as exc:
+        error = to_api_error(exc)
+        logger.warning("health check: database unavailable", extra={"reason": error.message})
+        retry_after = error.headers.get("Retry-After", "5")
+        body = {"status": "unavailable", "region": region, "database": {"ok": False, "latency_ms": None}}
+        return Response(503, body, {"Retry-After": retry_after})
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    return Response(
+        200, {"status": "ok", "region": region, "database": {"ok": True, "latency_ms": latency_ms}}
+    )
+
+
+def list_users(request: Request) -> Response:
+    limit = validation.page_limit(request.query("limit"))
+    after = validation.decode_cursor(request.query("cursor"))
+    page, more = database().run(lambda conn: users.list_users(conn, limit, after), idempotent=True)
+    next_cursor = validation.encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+    return Response(200, {"items": [user.to_json() for user in page], "next_cursor": next_cursor})
+
+
+def get_user(request: Request) -> Response:
+    user_id = validation.user_id(request.path_params.get("id"))
+    user = database().run(lambda conn: users.get_user(conn, user_id), idempotent=True)
+    if user is None:
+        raise NotFound("no user with this id")
+    return Response(200, user.to_json())
+
+
+def create_user(request: Request) -> Response:
+    new = validation.new_user(request.json())
+    user = database().run(lambda conn: users.create_user(conn, new.name, new.email), idempotent=False)
+    location = f"{request.base_path.rstrip('/')}/{user.id}"
+    return Response(201, user.to_json(), {"Location": location})
+
+
+def update_user(request: Request) -> Response:
+    user_id = validation.user_id(request.path_params.get("id"))
+    patch = validation.user_patch(request.json())
+    user = database().run(
+        lambda conn: users.update_user(conn, user_id, patch.name, patch.email), idempotent=True
+    )
+    if user is None:
+        raise NotFound("no user with this id")
+    return Response(200, user.to_json())
+
+
+def delete_user(request: Request) -> Response:
+    user_id = validation.user_id(request.path_params.get("id"))
+    if not database().run(lambda conn: users.delete_user(conn, user_id), idempotent=False):
+        raise NotFound("no user with this id")
+    return Response(204)
+
+
+ROUTES: dict[str, dict[str, Route]] = {
+    "/health": {"GET": health},
+    "/users": {"GET": list_users, "POST": create_user},
+    "/users/{id}": {"GET": get_user, "PATCH": update_user, "DELETE": delete_user},
+}
+_USER_PATH = re.compile(r"^/users/([^/]+)$")
+CORS_ALLOW_HEADERS = "Content-Type"
+CORS_MAX_AGE = "600"
+
+
+def _resolve(path: str) -> tuple[str, dict[str, str]]:
+    """The route template and its path parameters; matched on the path so a {proxy+} resource works too."""
+    if path in ROUTES:
+        return path, {}
+    match = _USER_PATH.match(path)
+    if match:
+        return "/users/{id}", {"id": match.group(1)}
+    raise NotFound(f"no route for {path}")
+
+
+def _dispatch(request: Request) -> Response:
+    template, request.path_params = _resolve(request.path)
+    methods = ROUTES[template]
+    if request.method == "OPTIONS":
+        return Response(204, headers={"Allow": ", ".join([*methods, "OPTIONS"])})
+    route = methods.get(request.method)
+    if route is None:
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed on {template}",
+            headers={"Allow": ", ".join([*methods, "OPTIONS"])},
+        )
+    return route(request)
+
+
+# ---------------------------------------------------------------- the entry point
+
+
+def _error_response(exc: BaseException) -> Response:
+    """The one place an exception becomes an HTTP status and a JSON error body."""
+    error = to_api_error(exc)
+    if error.status >= 500 and not isinstance(error, ServiceUnavailable):
+        logger.exception("unhandled error")
+    elif isinstance(error, ServiceUnavailable):
+        logger.warning("database unavailable", extra={"reason": str(exc.__cause__ or exc)[:200]})
+    return Response(error.status, error.body(), dict(error.headers))
+
+
+def _cors_headers(event: dict[str, Any], method: str, allow: str | None) -> dict[str, str]:
+    allowed = settings().cors_allow_origins
+    if not allowed:
+        return {}
+    headers = {"Vary": "Origin"}
+    origin = (validation.header(event.get("headers"), "origin") or "").rstrip("/")
+    if origin and origin in allowed:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = "Location, Retry-After"
+        if method == "OPTIONS":
+            headers["Access-Control-Allow-Methods"] = allow or "GET, POST, PATCH, DELETE, OPTIONS"
+            headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+            headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+    return headers
+
+
+def handle(event: dict[str, Any]) -> dict[str, Any]:
+    """An API Gateway REST proxy event in, a proxy response out; never raises."""
+    started = time.perf_counter()
+    method = str(event.get("httpMethod") or "").upper()
+    path = str(event.get("path") or "/")
+    try:
+        response = _dispatch(Request(event, method, path, {}))
+    except Exception as exc:
+        response = _error_response(exc)
+    headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+    headers.update(response.headers or {})
+    headers.update(_cors_headers(event, method, headers.get("Allow")))
+    body = (
+        "" if response.body is None else json.dumps(response.body, ensure_ascii=False, separators=(",", ":"))
+    )
+    if response.body is None:
+        del headers["Content-Type"]
+    logger.info(
+        "request",
+        extra={
+            "method": method,
+            "path": path,
+            "status": response.status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return {"statusCode": response.status, "headers": headers, "body": body, "isBase64Encoded": False}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return handle(event)
