@@ -1,0 +1,1 @@
+"""Build helpers run outside the Pulumi program (the layer build runs under pulumi-command)."""
