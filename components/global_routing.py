@@ -1,0 +1,216 @@
+"""Global routing: Route 53 health checks on each region's /health and, with a custom domain, latency
+records that send each client to the nearest healthy region.
+
+Without ``domain_name`` the component only creates the health checks (the stack then serves the two
+regional invoke URLs). With ``domain_name`` and ``hosted_zone_id`` it adds, per region: an ACM
+certificate validated by DNS, an API Gateway regional custom domain with a base path mapping to the
+stage, and a latency alias record tied to that region's health check, so Route 53 stops answering with
+a region whose /health fails.
+
+Providers. Certificates, custom domains and mappings are regional: each is created with its region's
+provider. Health checks and records are global Route 53 objects: the region of the provider only
+decides where the API call is signed, not where the object lives, so they use ``dns_provider`` (the
+entry point passes the primary region's). Using one provider for every global object keeps them in one
+place in the state, and they never move when the secondary region is added, replaced or removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import PROJECT
+
+
+@dataclass(frozen=True)
+class RegionalEndpoint:
+    """One region's API as seen from outside: everything global routing needs, nothing more."""
+
+    region: str
+    """AWS region name of this API, e.g. us-east-1 (also the latency record's region)."""
+    provider: aws.Provider
+    """The explicit provider for this region: certificates, custom domains and mappings use it."""
+    invoke_url: pulumi.Input[str]
+    """The stage's invoke URL, https://<api id>.execute-api.<region>.amazonaws.com/<stage>."""
+    rest_api_id: pulumi.Input[str]
+    """Id of the region's REST API (for the base path mapping)."""
+    stage_name: pulumi.Input[str]
+    """Name of the stage that serves the API (health path and base path mapping)."""
+
+
+@dataclass(frozen=True)
+class GlobalRoutingArgs:
+    """Inputs of GlobalRouting; plain values, no pulumi.Config."""
+
+    endpoints: Sequence[RegionalEndpoint]
+    """The application regions, primary first."""
+    dns_provider: aws.Provider
+    """Provider for the global Route 53 health checks and records (the primary region's)."""
+    health_check_interval_seconds: int = 30
+    """Route 53 request interval: 10 or 30 seconds."""
+    health_check_failure_threshold: int = 3
+    """Consecutive failures before Route 53 counts a region as unhealthy (1-10)."""
+    domain_name: str | None = None
+    """Custom domain served by latency records, e.g. api.example.com; None for no custom domain."""
+    hosted_zone_id: str | None = None
+    """Route 53 hosted zone holding domain_name; required with domain_name."""
+    health_path: str = "health"
+    """Path of the health route below the stage."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for every taggable child."""
+
+    def __post_init__(self) -> None:
+        if not self.endpoints:
+            raise ValueError("GlobalRouting needs at least one regional endpoint")
+        regions = [endpoint.region for endpoint in self.endpoints]
+        if len(set(regions)) != len(regions):
+            raise ValueError(f"GlobalRouting got a region twice: {regions}")
+        if (self.domain_name is None) != (self.hosted_zone_id is None):
+            raise ValueError("GlobalRouting needs both domain_name and hosted_zone_id, or neither")
+
+
+def invoke_host(invoke_url: str) -> str:
+    """The host name of an invoke URL (what the health check connects to and sends as SNI)."""
+    host = urlsplit(invoke_url).hostname
+    if not host:
+        raise ValueError(f"invoke URL {invoke_url!r} has no host name")
+    return host
+
+
+class GlobalRouting(pulumi.ComponentResource):
+    """Health checks per region; with a custom domain, certificates, custom domains and latency records."""
+
+    health_check_ids: dict[str, pulumi.Output[str]]
+    """Route 53 health check id per region."""
+    regional_domain_names: dict[str, pulumi.Output[str]]
+    """Per region, the API Gateway regional domain the latency record aliases (empty without a domain)."""
+    global_url: pulumi.Output[str] | None
+    """https://<domain_name> when a custom domain is configured, else None."""
+
+    def __init__(self, name: str, args: GlobalRoutingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(f"{PROJECT}:routing:GlobalRouting", name, None, opts)
+        tags = dict(args.tags)
+        dns = pulumi.ResourceOptions(parent=self, provider=args.dns_provider)
+
+        self.health_check_ids = {}
+        self.regional_domain_names = {}
+        self.global_url = None
+
+        for endpoint in args.endpoints:
+            region = endpoint.region
+            health_check = aws.route53.HealthCheck(
+                f"{name}-{region}-health",
+                type="HTTPS",
+                # The invoke host is served by API Gateway for many APIs: SNI picks this one.
+                fqdn=pulumi.Output.from_input(endpoint.invoke_url).apply(invoke_host),
+                port=443,
+                enable_sni=True,
+                resource_path=pulumi.Output.from_input(endpoint.stage_name).apply(
+                    lambda stage: f"/{stage}/{args.health_path}"
+                ),
+                request_interval=args.health_check_interval_seconds,
+                failure_threshold=args.health_check_failure_threshold,
+                measure_latency=True,
+                tags={**tags, "Name": f"{name}-{region}-health", "region": region},
+                opts=dns,
+            )
+            self.health_check_ids[region] = health_check.id
+
+            if args.domain_name and args.hosted_zone_id:
+                self.regional_domain_names[region] = self._custom_domain(
+                    name, endpoint, args.domain_name, args.hosted_zone_id, health_check, dns, tags
+                )
+
+        if args.domain_name:
+            self.global_url = pulumi.Output.from_input(f"https://{args.domain_name}")
+
+        self.register_outputs(
+            {
+                "health_check_ids": self.health_check_ids,
+                "regional_domain_names": self.regional_domain_names,
+                "global_url": self.global_url,
+            }
+        )
+
+    def _custom_domain(
+        self,
+        name: str,
+        endpoint: RegionalEndpoint,
+        domain_name: str,
+        hosted_zone_id: str,
+        health_check: aws.route53.HealthCheck,
+        dns: pulumi.ResourceOptions,
+        tags: dict[str, str],
+    ) -> pulumi.Output[str]:
+        """Certificate, custom domain, mapping and latency record for one region; returns the
+        regional domain name the record aliases."""
+        region = endpoint.region
+        regional = pulumi.ResourceOptions(parent=self, provider=endpoint.provider)
+
+        # ACM certificates are regional: a regional custom domain needs one in its own region.
+        certificate = aws.acm.Certificate(
+            f"{name}-{region}-cert",
+            domain_name=domain_name,
+            validation_method="DNS",
+            tags=tags,
+            opts=regional,
+        )
+        option = certificate.domain_validation_options.apply(lambda options: options[0])
+        # ACM gives every certificate for the same name in one account the same validation CNAME, so
+        # both regions' records name the same record set: allow_overwrite lets the second one adopt it
+        # instead of failing with "already exists".
+        validation_record = aws.route53.Record(
+            f"{name}-{region}-cert-validation",
+            zone_id=hosted_zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=300,
+            allow_overwrite=True,
+            opts=dns,
+        )
+        validation = aws.acm.CertificateValidation(
+            f"{name}-{region}-cert-validated",
+            certificate_arn=certificate.arn,
+            validation_record_fqdns=[validation_record.fqdn],
+            opts=regional,
+        )
+        custom_domain = aws.apigateway.DomainName(
+            f"{name}-{region}-domain",
+            domain_name=domain_name,
+            # The validated ARN, so the domain waits until the certificate is issued.
+            regional_certificate_arn=validation.certificate_arn,
+            endpoint_configuration={"types": "REGIONAL"},
+            security_policy="TLS_1_2",
+            tags=tags,
+            opts=regional,
+        )
+        aws.apigateway.BasePathMapping(
+            f"{name}-{region}-mapping",
+            domain_name=custom_domain.domain_name,
+            rest_api=endpoint.rest_api_id,
+            stage_name=endpoint.stage_name,
+            opts=regional,
+        )
+        aws.route53.Record(
+            f"{name}-{region}-latency",
+            zone_id=hosted_zone_id,
+            name=domain_name,
+            type="A",
+            set_identifier=region,
+            latency_routing_policies=[{"region": region}],
+            health_check_id=health_check.id,
+            aliases=[
+                {
+                    "name": custom_domain.regional_domain_name,
+                    "zone_id": custom_domain.regional_zone_id,
+                    "evaluate_target_health": True,
+                }
+            ],
+            opts=dns,
+        )
+        return custom_domain.regional_domain_name

@@ -1,0 +1,167 @@
+"""GlobalRouting under Pulumi mocks: health checks per region, and the custom-domain resources only
+when a domain is configured, each in the right region with the right health check."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from components.config import load_config
+from components.global_routing import GlobalRouting, GlobalRoutingArgs, RegionalEndpoint, invoke_host
+from tests.pulumi_harness import ProgramRun, run_program
+
+DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
+CUSTOM_DOMAIN_TYPES = (
+    "aws:acm/certificate:Certificate",
+    "aws:acm/certificateValidation:CertificateValidation",
+    "aws:apigateway/domainName:DomainName",
+    "aws:apigateway/basePathMapping:BasePathMapping",
+    "aws:route53/record:Record",
+)
+
+
+def api_id(region: str) -> str:
+    return f"api{region.replace('-', '')}"
+
+
+def routing_program() -> None:
+    """What the entry point does: one provider per region, fake regional APIs, then GlobalRouting."""
+    config = load_config()
+    providers = {region: aws.Provider(f"aws-{region}", region=region) for region in config.app_regions}
+    routing = GlobalRouting(
+        "global",
+        GlobalRoutingArgs(
+            endpoints=[
+                RegionalEndpoint(
+                    region=region,
+                    provider=providers[region],
+                    invoke_url=pulumi.Output.from_input(
+                        f"https://{api_id(region)}.execute-api.{region}.amazonaws.com/{config.stage_name}"
+                    ),
+                    rest_api_id=api_id(region),
+                    stage_name=config.stage_name,
+                )
+                for region in config.app_regions
+            ],
+            dns_provider=providers[config.primary_region],
+            health_check_interval_seconds=config.health_check_interval_seconds,
+            health_check_failure_threshold=config.health_check_failure_threshold,
+            domain_name=config.domain_name,
+            hosted_zone_id=config.hosted_zone_id,
+            tags=config.tags,
+        ),
+    )
+    pulumi.export("healthCheckIds", routing.health_check_ids)
+    if routing.global_url is not None:
+        pulumi.export("globalUrl", routing.global_url)
+
+
+def health_checks(run: ProgramRun) -> dict[str, dict]:
+    """Health check inputs keyed by the region tag each one carries."""
+    return {r.inputs["tags"]["region"]: r for r in run.of_type("aws:route53/healthCheck:HealthCheck")}
+
+
+def test_each_region_has_an_https_health_check_on_its_own_invoke_host_and_health_path() -> None:
+    run = run_program(
+        {"healthCheckIntervalSeconds": 10, "healthCheckFailureThreshold": 2}, program=routing_program
+    )
+    checks = health_checks(run)
+    assert set(checks) == {"us-east-1", "us-east-2"}
+    for region, check in checks.items():
+        assert check.inputs["type"] == "HTTPS"
+        assert check.inputs["fqdn"] == f"{api_id(region)}.execute-api.{region}.amazonaws.com"
+        assert check.inputs["resourcePath"] == "/v1/health"
+        assert check.inputs["port"] == 443
+        assert check.inputs["enableSni"] is True
+        assert check.inputs["requestInterval"] == 10
+        assert check.inputs["failureThreshold"] == 2
+        # Route 53 is global: every health check goes through the primary region's provider.
+        assert check.region == "us-east-1"
+    assert run.outputs["healthCheckIds"] == {region: f"{check.name}-id" for region, check in checks.items()}
+
+
+def test_health_path_follows_the_configured_stage() -> None:
+    run = run_program({"stageName": "prod2"}, program=routing_program)
+    assert {c.inputs["resourcePath"] for c in health_checks(run).values()} == {"/prod2/health"}
+
+
+def test_without_a_domain_there_is_no_certificate_custom_domain_mapping_or_record() -> None:
+    run = run_program(program=routing_program)
+    for typ in CUSTOM_DOMAIN_TYPES:
+        assert run.of_type(typ) == [], typ
+    assert "globalUrl" not in run.outputs
+    assert len(health_checks(run)) == 2
+
+
+def test_with_a_domain_each_region_gets_a_validated_certificate_and_regional_custom_domain() -> None:
+    run = run_program(DOMAIN, program=routing_program)
+    for region in ("us-east-1", "us-east-2"):
+        certificate = run.one("aws:acm/certificate:Certificate", region)
+        assert certificate.inputs["domainName"] == "api.example.com"
+        assert certificate.inputs["validationMethod"] == "DNS"
+
+        validation = run.one("aws:acm/certificateValidation:CertificateValidation", region)
+        assert validation.inputs["certificateArn"] == certificate.outputs["arn"]
+        assert validation.inputs["validationRecordFqdns"]
+
+        domain = run.one("aws:apigateway/domainName:DomainName", region)
+        assert domain.inputs["domainName"] == "api.example.com"
+        assert domain.inputs["regionalCertificateArn"] == certificate.outputs["arn"]
+        assert domain.inputs["endpointConfiguration"]["types"] == "REGIONAL"
+        assert domain.inputs["securityPolicy"] == "TLS_1_2"
+
+        mapping = run.one("aws:apigateway/basePathMapping:BasePathMapping", region)
+        assert mapping.inputs["restApi"] == api_id(region)
+        assert mapping.inputs["stageName"] == "v1"
+        assert mapping.inputs["domainName"] == "api.example.com"
+    assert run.outputs["globalUrl"] == "https://api.example.com"
+
+
+def test_with_a_domain_latency_records_alias_each_regional_domain_behind_its_own_health_check() -> None:
+    run = run_program(DOMAIN, program=routing_program)
+    checks = health_checks(run)
+    records = [r for r in run.of_type("aws:route53/record:Record") if r.inputs.get("setIdentifier")]
+    assert {r.inputs["setIdentifier"] for r in records} == {"us-east-1", "us-east-2"}
+    for record in records:
+        region = record.inputs["setIdentifier"]
+        domain = run.one("aws:apigateway/domainName:DomainName", region)
+        assert record.inputs["zoneId"] == DOMAIN["hostedZoneId"]
+        assert record.inputs["name"] == "api.example.com"
+        assert record.inputs["type"] == "A"
+        assert record.inputs["latencyRoutingPolicies"] == [{"region": region}]
+        assert record.inputs["healthCheckId"] == f"{checks[region].name}-id"
+        [alias] = record.inputs["aliases"]
+        assert alias["name"] == domain.outputs["regionalDomainName"]
+        assert alias["zoneId"] == domain.outputs["regionalZoneId"]
+        assert alias["evaluateTargetHealth"] is True
+        assert record.region == "us-east-1"
+
+
+def test_certificate_validation_records_are_written_to_the_hosted_zone() -> None:
+    run = run_program(DOMAIN, program=routing_program)
+    validation_records = [r for r in run.of_type("aws:route53/record:Record") if r.inputs["type"] == "CNAME"]
+    assert len(validation_records) == 2
+    for record in validation_records:
+        assert record.inputs["zoneId"] == DOMAIN["hostedZoneId"]
+        assert record.inputs["name"] == "_x.api.example.com."
+        assert record.inputs["records"] == ["_y.acm-validations.aws."]
+        # Both regions' certificates share one validation CNAME: the second record must adopt it.
+        assert record.inputs["allowOverwrite"] is True
+
+
+def test_invoke_host_takes_the_host_of_an_invoke_url() -> None:
+    assert invoke_host("https://abc.execute-api.us-east-2.amazonaws.com/v1") == (
+        "abc.execute-api.us-east-2.amazonaws.com"
+    )
+    with pytest.raises(ValueError, match="no host"):
+        invoke_host("not a url")
+
+
+def test_half_a_domain_configuration_is_refused() -> None:
+    provider = object.__new__(aws.Provider)  # never registered: the args refuse before any resource
+    endpoint = RegionalEndpoint("us-east-1", provider, "https://a.b/v1", "a", "v1")
+    with pytest.raises(ValueError, match="both domain_name and hosted_zone_id"):
+        GlobalRoutingArgs(endpoints=[endpoint], dns_provider=provider, domain_name="api.example.com")
+    with pytest.raises(ValueError, match="region twice"):
+        GlobalRoutingArgs(endpoints=[endpoint, endpoint], dns_provider=provider)
