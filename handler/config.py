@@ -39,7 +39,7 @@ class Settings:
     max_body_bytes: int
     """Larger request bodies are refused with 413 before they are parsed."""
     ssl_root_cert: str
-    """CA certificates for TLS verify-full to DSQL: ``system`` (the trust store) or a PEM file."""
+    """CA file for TLS verify-full to DSQL; empty means botocore's bundle (it holds the Amazon roots)."""
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -85,7 +85,7 @@ def load_settings() -> Settings:
         connect_timeout_s=_int("DB_CONNECT_TIMEOUT_S", 5),
         connection_max_age_s=_int("DB_CONNECTION_MAX_AGE_S", 3300),
         max_body_bytes=_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-        ssl_root_cert=os.environ.get("DB_SSLROOTCERT", "").strip() or "system",
+        ssl_root_cert=os.environ.get("DB_SSLROOTCERT", "").strip(),
     )
 
 

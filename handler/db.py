@@ -24,6 +24,7 @@ import random
 import select
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import psycopg
@@ -154,13 +155,24 @@ def _connect_dsql(s: Settings) -> psycopg.Connection:
             autocommit=True,
             connect_timeout=s.connect_timeout_s,
             sslmode="verify-full",
-            sslrootcert=s.ssl_root_cert,
+            sslrootcert=s.ssl_root_cert or _botocore_ca_bundle(),
         )
     except psycopg.Error:
         raise
     except Exception as exc:
         # Token generation failed (no credentials, STS unreachable): as unavailable as a refused socket.
         raise DatabaseUnavailable(f"cannot sign an IAM token: {type(exc).__name__}") from exc
+
+
+def _botocore_ca_bundle() -> str:
+    """botocore's CA bundle: always present where the connector runs, and it holds the Amazon Root CAs.
+
+    libpq's ``sslrootcert=system`` would depend on where the wheel's bundled OpenSSL looks for a trust
+    store, which differs between Lambda's image and other machines.
+    """
+    import botocore
+
+    return str(Path(botocore.__file__).resolve().parent / "cacert.pem")
 
 
 def _endpoint_region(endpoint: str) -> str | None:
