@@ -1,0 +1,133 @@
+"""The smoke command against the real local two-region application (real PostgreSQL, real handler over
+HTTP): it passes when both regions serve, and fails naming the check when one region is stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from local.launcher import LocalApp, start_local_app
+from tests.pulumi_harness import ROOT
+from tools import smoke
+
+
+@pytest.fixture
+def two_regions(migrated_database_url: str) -> Iterator[tuple[LocalApp, LocalApp]]:
+    """Each region started on its own, so that one can be stopped while the other keeps serving."""
+    east_1 = start_local_app(migrated_database_url, [("us-east-1", 0)])
+    try:
+        east_2 = start_local_app(migrated_database_url, [("us-east-2", 0)])
+    except BaseException:
+        east_1.stop()
+        raise
+    yield east_1, east_2
+    east_2.stop()
+    east_1.stop()
+
+
+def smoke_users(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM users WHERE email LIKE 'smoke-%%'").fetchone()[0]
+
+
+def test_smoke_passes_against_both_local_regions_and_cleans_up(
+    two_regions: tuple[LocalApp, LocalApp], migrated_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    urls = [two_regions[0].urls["us-east-1"], two_regions[1].urls["us-east-2"]]
+    assert smoke.main(urls) == 0
+    report = capsys.readouterr().out
+    for check in ("health[region-1]", "health[region-2]", "read-other-region", "concurrent-writes",
+                  "duplicate-rejected", "cleanup"):  # fmt: skip
+        assert f"PASS  {check}" in report, report
+    assert "FAIL" not in report
+    assert smoke_users(migrated_database_url) == 0
+
+
+def test_smoke_fails_naming_the_health_check_when_one_region_is_stopped(
+    two_regions: tuple[LocalApp, LocalApp], capsys: pytest.CaptureFixture[str]
+) -> None:
+    urls = [two_regions[0].urls["us-east-1"], two_regions[1].urls["us-east-2"]]
+    two_regions[1].stop()
+    assert smoke.main([*urls, "--timeout", "3"]) == 1
+    report = capsys.readouterr().out
+    assert "PASS  health[region-1]" in report
+    assert "FAIL  health[region-2]" in report
+    assert "smoke: FAILED 1 of" in report and report.rstrip().endswith("health[region-2]")
+
+
+def test_smoke_command_exits_non_zero_and_names_the_check(two_regions: tuple[LocalApp, LocalApp]) -> None:
+    """The real command line, as an operator runs it."""
+    urls = [two_regions[0].urls["us-east-1"], two_regions[1].urls["us-east-2"]]
+    passed = subprocess.run(
+        [sys.executable, "-m", "tools.smoke", *urls], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    two_regions[0].stop()
+    failed = subprocess.run(
+        [sys.executable, "-m", "tools.smoke", *urls, "--timeout", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 1
+    assert "FAIL  health[region-1]" in failed.stdout
+
+
+def test_a_region_that_accepts_duplicates_fails_the_duplicate_check() -> None:
+    users: dict[str, dict] = {}
+
+    class AcceptsEverything(smoke.Smoke):
+        """Answers like the API would, except that it stores a duplicate e-mail instead of refusing it."""
+
+        def request(
+            self, region: smoke.Region, method: str, path: str, payload: object = None
+        ) -> smoke.Reply:
+            user_id = path.rpartition("/")[2]
+            if path == "/health":
+                return smoke.Reply(200, {"status": "ok"})
+            if method == "POST":
+                user = {"id": uuid.uuid4().hex, **payload}  # type: ignore[dict-item]
+                users[user["id"]] = user
+                return smoke.Reply(201, user)
+            if method == "DELETE":
+                return smoke.Reply(204 if users.pop(user_id, None) else 404, None)
+            return smoke.Reply(200, users[user_id]) if user_id in users else smoke.Reply(404, {})
+
+    run = AcceptsEverything(
+        [smoke.Region("a", "http://a"), smoke.Region("b", "http://b")], writes_per_region=1
+    )
+    assert run.run() is False
+    failed = [r.name for r in run.results if r.failed]
+    assert failed == ["duplicate-rejected"]
+    assert not run.created and not users  # the duplicate it wrongly created is cleaned up too
+
+
+def test_stack_outputs_give_the_two_regional_urls_primary_first() -> None:
+    outputs = {
+        "secondaryInvokeUrl": "https://b1.execute-api.us-east-2.amazonaws.com/v1/",
+        "primaryInvokeUrl": "https://a1.execute-api.us-east-1.amazonaws.com/v1",
+        "clusterIds": {"us-east-1": "x"},
+    }
+    regions = smoke.regions_from_outputs(outputs)
+    assert [(r.label, r.base_url) for r in regions] == [
+        ("us-east-1", "https://a1.execute-api.us-east-1.amazonaws.com/v1"),
+        ("us-east-2", "https://b1.execute-api.us-east-2.amazonaws.com/v1"),
+    ]
+    mapping = {"invokeUrls": {"us-east-1": "https://a/v1", "us-east-2": "https://b/v1"}}
+    assert [r.label for r in smoke.regions_from_outputs(mapping)] == ["us-east-1", "us-east-2"]
+
+
+def test_stack_outputs_without_two_urls_are_a_usage_error() -> None:
+    with pytest.raises(smoke.UsageError, match="found 0"):
+        smoke.regions_from_outputs({"clusterIds": {}})
+
+
+def test_one_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert smoke.main(["http://127.0.0.1:1"]) == 2
+    assert "give two base URLs" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Operator commands that run against the application, local or deployed (e.g. `python -m tools.smoke`)."""
