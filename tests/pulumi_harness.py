@@ -45,6 +45,8 @@ class Registered:
 class ProgramRun:
     resources: list[Registered] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    depends_on: dict[str, list[str]] = field(default_factory=dict)
+    """Resource name -> names in its ``depends_on`` option (mocks never see dependencies)."""
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
@@ -153,12 +155,39 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
                 }
             ],
         }
+    if typ == "aws:apigateway/stage:Stage":
+        return {
+            "invokeUrl": f"https://{inputs.get('restApi')}.execute-api.{region}.amazonaws.com/"
+            f"{inputs.get('stageName')}",
+            "executionArn": f"arn:aws:execute-api:{region}:{ACCOUNT}:{inputs.get('restApi')}/"
+            f"{inputs.get('stageName')}",
+        }
+    if typ == "command:local:Command":
+        # The layer build prints the zip's base64 sha256 last.
+        return {"stdout": f"built\n{name}-sha256=", "stderr": ""}
     if typ == "aws:apigateway/domainName:DomainName":
         return {
             "regionalDomainName": f"d-{name}.execute-api.{region}.amazonaws.com",
             "regionalZoneId": "ZREGIONAL",
         }
     return {"arn": f"arn:aws:mock:{region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}"}
+
+
+def _dependency_recorder(run: ProgramRun) -> Callable[[pulumi.ResourceTransformationArgs], None]:
+    """A stack transformation that notes each resource's explicit depends_on, changing nothing.
+
+    (A legacy transformation, not register_resource_transform: that one needs the engine's callback
+    service, which mocks do not provide.)
+    """
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        depends_on = args.opts.depends_on if args.opts else None
+        if isinstance(depends_on, pulumi.Resource):
+            depends_on = [depends_on]
+        if isinstance(depends_on, list):
+            run.depends_on[args.name] = [getattr(d, "_name", repr(d)) for d in depends_on]
+
+    return record
 
 
 def stack_config(stack: str = "prod") -> dict[str, Any]:
@@ -190,6 +219,7 @@ def run_program(
     mocks = RecordingMocks()
     settings.ROOT.set(None)  # a fresh root stack for every run
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.register_stack_transformation(_dependency_recorder(mocks.run))
     pulumi.runtime.set_all_config(raw)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()

@@ -1,0 +1,342 @@
+"""RegionalApp under Pulumi mocks: per region, providers, least privilege, function settings, API routes,
+the invoke permission and the deploy-time ordering (function -> role mapping -> migration)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+import pytest
+from pulumi import ResourceOptions
+from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+
+from components.config import load_config
+from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
+from components.openapi import load_document, routes
+from components.regional_app import DB_ROLE, RegionalApp, RegionalAppArgs
+from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered, run_program
+
+REGIONS = ("us-east-1", "us-east-2")  # Pulumi.prod.yaml's application regions
+DYNAMIC_GRANT = "pulumi-python:dynamic/dsql:IamRoleGrant"
+
+
+class _NoSchemaProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:  # never runs under mocks
+        return CreateResult("schema", {})
+
+
+class StandInMigration(Resource, module="dsql", name="StandInMigration"):
+    """Stands for engineer B's migration resource: only its identity matters to the ordering."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(_NoSchemaProvider(), name, {})
+
+
+def program() -> None:
+    config = load_config()
+    providers = {region: aws.Provider(f"aws-{region}", region=region) for region in config.app_regions}
+    artifacts = LambdaArtifacts(
+        "lambda",
+        LambdaArtifactsArgs(config.lambda_architecture, config.lambda_runtime),
+        opts=ResourceOptions(providers=[command.Provider("command")]),
+    )
+    migration = StandInMigration("schema-migration")
+    for region in config.app_regions:
+        cluster = aws.dsql.Cluster(f"cluster-{region}", opts=ResourceOptions(provider=providers[region]))
+        app = RegionalApp(
+            f"app-{region}",
+            RegionalAppArgs(
+                region=region,
+                settings=config,
+                cluster_arn=cluster.arn,
+                cluster_endpoint=cluster.identifier.apply(lambda i, r=region: f"{i}.dsql.{r}.on.aws"),
+                schema=migration,
+                artifacts=artifacts,
+                tags=config.tags,
+            ),
+            opts=ResourceOptions(provider=providers[region]),
+        )
+        pulumi.export(f"invoke_url_{region}", app.invoke_url)
+        pulumi.export(f"function_name_{region}", app.function_name)
+        pulumi.export(f"api_id_{region}", app.api_id)
+        pulumi.export(f"stage_name_{region}", app.stage_name)
+        pulumi.export(f"role_arn_{region}", app.role_arn)
+
+
+@pytest.fixture(scope="module")
+def run() -> ProgramRun:
+    return run_program(program=program)
+
+
+def _child(run: ProgramRun, region: str, suffix: str) -> Registered:
+    return run.named(f"app-{region}-{suffix}")
+
+
+def _cluster(run: ProgramRun, region: str) -> Registered:
+    return run.named(f"cluster-{region}")
+
+
+def _statements(policy: str) -> list[dict[str, Any]]:
+    statements = json.loads(policy)["Statement"]
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_every_regional_resource_uses_its_regions_provider(run: ProgramRun, region: str) -> None:
+    children = [r for r in run.resources if r.name.startswith(f"app-{region}-")]
+    aws_children = [r for r in children if r.typ.startswith("aws:")]
+    assert len(aws_children) >= 14, [r.name for r in aws_children]
+    for resource in aws_children:
+        assert resource.region == region, f"{resource.name} is bound to {resource.region}, not {region}"
+        assert resource.provider and f"aws-{region}" in resource.provider, resource.provider
+    # The role mapping is a dynamic resource: its region is an input, checked the same way.
+    grant = _child(run, region, "db-role-grant")
+    assert grant.typ == DYNAMIC_GRANT
+    assert grant.inputs["region"] == region
+    assert grant.inputs["endpoint"].endswith(f".dsql.{region}.on.aws")
+    assert grant.inputs["endpoint"].startswith(_cluster(run, region).outputs["identifier"])
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_function_role_is_least_privilege(run: ProgramRun, region: str) -> None:
+    role = _child(run, region, "function-role")
+    trust = _statements(role.inputs["assumeRolePolicy"])
+    assert trust == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
+    policy = _child(run, region, "function-policy")
+    assert policy.inputs["role"] == role.outputs.get("id", f"{role.name}-id")
+    statements = _statements(policy.inputs["policy"])
+    assert all(s["Effect"] == "Allow" for s in statements)
+
+    cluster_arn = _cluster(run, region).outputs["arn"]
+    dsql = [s for s in statements if any(a.startswith("dsql:") for a in _as_list(s["Action"]))]
+    assert len(dsql) == 1
+    assert _as_list(dsql[0]["Action"]) == ["dsql:DbConnect"]
+    assert _as_list(dsql[0]["Resource"]) == [cluster_arn]
+    assert f":dsql:{region}:" in cluster_arn
+
+    every_action = [a for s in statements for a in _as_list(s["Action"])]
+    assert "dsql:DbConnectAdmin" not in every_action
+    assert not any(a in ("*", "dsql:*", "logs:*") for a in every_action)
+    assert "logs:CreateLogGroup" not in every_action  # the log group is created by the stack
+
+    log_group = _child(run, region, "function-logs")
+    logs = [s for s in statements if any(a.startswith("logs:") for a in _as_list(s["Action"]))]
+    assert sorted(a for s in logs for a in _as_list(s["Action"])) == [
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]
+    assert [r for s in logs for r in _as_list(s["Resource"])] == [f"{log_group.outputs['arn']}:*"]
+    # Tracing is off in prod's config: no statement on "*" at all.
+    assert not [s for s in statements if "*" in _as_list(s["Resource"])]
+
+
+def test_tracing_adds_only_the_xray_write_actions_on_star() -> None:
+    traced = run_program({"xrayTracing": True}, program=program)
+    for region in REGIONS:
+        statements = _statements(_child(traced, region, "function-policy").inputs["policy"])
+        on_star = [s for s in statements if "*" in _as_list(s["Resource"])]
+        assert len(on_star) == 1
+        assert sorted(_as_list(on_star[0]["Action"])) == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+        function = _child(traced, region, "function")
+        assert function.inputs["tracingConfig"] == {"mode": "Active"}
+        assert _child(traced, region, "stage").inputs["xrayTracingEnabled"] is True
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_function_settings_and_environment(run: ProgramRun, region: str) -> None:
+    config = load_config_for_test()
+    function = _child(run, region, "function")
+    assert function.inputs["runtime"] == config["runtime"]
+    assert function.inputs["architectures"] == [config["architecture"]]
+    assert function.inputs["memorySize"] == config["memory"]
+    assert function.inputs["timeout"] == config["timeout"]
+    assert function.inputs["handler"] == "handler.app.lambda_handler"
+    assert function.inputs["role"] == _child(run, region, "function-role").outputs["arn"]
+    assert function.inputs["tracingConfig"] == {"mode": "PassThrough"}
+    assert function.inputs["layers"] == [_child(run, region, "dependencies").outputs["arn"]]
+    environment = function.inputs["environment"]["variables"]
+    assert environment == {
+        "DSQL_ENDPOINT": f"{_cluster(run, region).outputs['identifier']}.dsql.{region}.on.aws",
+        "DB_USER": DB_ROLE,
+        "CORS_ALLOW_ORIGINS": "",
+        "POWERTOOLS_SERVICE_NAME": "users-api",
+        "LOG_LEVEL": "INFO",
+    }
+    assert "AWS_REGION" not in environment  # reserved: Lambda sets it
+
+    log_group = _child(run, region, "function-logs")
+    assert log_group.inputs["name"] == f"/aws/lambda/{function.inputs['name']}"
+    assert log_group.inputs["retentionInDays"] == 30
+
+    layer = _child(run, region, "dependencies")
+    assert layer.inputs["compatibleArchitectures"] == [config["architecture"]]
+    assert layer.inputs["compatibleRuntimes"] == [config["runtime"]]
+
+
+def load_config_for_test() -> dict[str, Any]:
+    return {"runtime": "python3.13", "architecture": "arm64", "memory": 512, "timeout": 10}
+
+
+def test_configured_runtime_architecture_and_cors_reach_the_function() -> None:
+    changed = run_program(
+        {
+            "lambdaRuntime": "python3.12",
+            "lambdaArchitecture": "x86_64",
+            "lambdaMemoryMb": 1024,
+            "lambdaTimeoutSeconds": 20,
+            "corsAllowOrigins": ["https://app.example.com", "https://admin.example.com"],
+        },
+        program=program,
+    )
+    for region in REGIONS:
+        function = _child(changed, region, "function")
+        assert function.inputs["runtime"] == "python3.12"
+        assert function.inputs["architectures"] == ["x86_64"]
+        assert function.inputs["memorySize"] == 1024
+        assert function.inputs["timeout"] == 20
+        assert (
+            function.inputs["environment"]["variables"]["CORS_ALLOW_ORIGINS"]
+            == "https://app.example.com,https://admin.example.com"
+        )
+    build = changed.one("command:local:Command")
+    assert "--architecture x86_64" in build.inputs["create"]
+    assert "--python-version 3.12" in build.inputs["create"]
+    assert "architecture=x86_64" in build.inputs["triggers"]
+    assert "python=3.12" in build.inputs["triggers"]
+
+
+def test_layer_is_built_once_for_both_regions(run: ProgramRun) -> None:
+    build = run.one("command:local:Command")
+    assert build.inputs["create"].startswith("python3 scripts/build_layer.py --architecture arm64")
+    assert "--python-version 3.13" in build.inputs["create"]
+    assert any(t.startswith("requirements-sha256=") for t in build.inputs["triggers"])
+    layers = run.of_type("aws:lambda/layerVersion:LayerVersion")
+    assert sorted(layer.region for layer in layers) == sorted(REGIONS)
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_api_routes_match_the_openapi_document(run: ProgramRun, region: str) -> None:
+    api = _child(run, region, "api")
+    assert api.inputs["endpointConfiguration"]["types"] == "REGIONAL"
+    body = json.loads(api.inputs["body"])
+    assert routes(body) == routes(load_document())
+    invoke_arn = _child(run, region, "function").outputs["invokeArn"]
+    assert f":{region}:" in invoke_arn
+    for item in body["paths"].values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            integration = operation["x-amazon-apigateway-integration"]
+            assert integration == {
+                "type": "aws_proxy",
+                "httpMethod": "POST",
+                "uri": invoke_arn,
+                "passthroughBehavior": "when_no_match",
+            }
+            assert (
+                operation["x-amazon-apigateway-request-validator"]
+                in body["x-amazon-apigateway-request-validators"]
+            )
+    deployment = _child(run, region, "deployment")
+    assert deployment.inputs["triggers"] == {
+        "body_sha256": hashlib.sha256(api.inputs["body"].encode()).hexdigest()
+    }
+    assert deployment.inputs["restApi"] == api.outputs["id"]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_stage_throttling_and_access_logs(run: ProgramRun, region: str) -> None:
+    api = _child(run, region, "api")
+    stage = _child(run, region, "stage")
+    assert stage.inputs["stageName"] == "v1"
+    assert stage.inputs["restApi"] == api.outputs["id"]
+    assert stage.inputs["deployment"] == f"app-{region}-deployment-id"
+    access_logs = _child(run, region, "access-logs")
+    assert stage.inputs["accessLogSettings"]["destinationArn"] == access_logs.outputs["arn"]
+    log_format = json.loads(stage.inputs["accessLogSettings"]["format"])
+    assert log_format["requestId"] == "$context.requestId"
+    assert stage.inputs["xrayTracingEnabled"] is False
+    throttling = _child(run, region, "throttling")
+    assert throttling.inputs["methodPath"] == "*/*"
+    assert throttling.inputs["settings"]["throttlingRateLimit"] == 100
+    assert throttling.inputs["settings"]["throttlingBurstLimit"] == 200
+    account = _child(run, region, "apigateway-account")
+    assert account.inputs["cloudwatchRoleArn"] == _child(run, region, "apigateway-logs-role").outputs["arn"]
+    assert f"app-{region}-apigateway-account" in run.depends_on[f"app-{region}-stage"]
+    assert run.outputs[f"invoke_url_{region}"] == (
+        f"https://{api.outputs['id']}.execute-api.{region}.amazonaws.com/v1"
+    )
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_invoke_permission_is_scoped_to_this_api(run: ProgramRun, region: str) -> None:
+    permission = _child(run, region, "invoke-permission")
+    api = _child(run, region, "api")
+    assert permission.inputs["principal"] == "apigateway.amazonaws.com"
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["function"] == _child(run, region, "function").outputs["name"]
+    assert permission.inputs["sourceArn"] == f"{api.outputs['executionArn']}/*/*"
+    assert permission.inputs["sourceArn"].startswith(f"arn:aws:execute-api:{region}:{ACCOUNT}:")
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_function_waits_for_role_mapping_which_waits_for_migration(run: ProgramRun, region: str) -> None:
+    grant = f"app-{region}-db-role-grant"
+    assert "schema-migration" in run.depends_on[grant]
+    assert grant in run.depends_on[f"app-{region}-function"]
+    assert f"app-{region}-function-policy" in run.depends_on[f"app-{region}-function"]
+    # The mapping is for this region's function role, on this region's cluster.
+    mapping = run.named(grant)
+    assert mapping.inputs["role_arn"] == _child(run, region, "function-role").outputs["arn"]
+    assert mapping.inputs["db_role"] == DB_ROLE
+
+
+def test_outputs_expose_what_routing_and_monitoring_need(run: ProgramRun) -> None:
+    for region in REGIONS:
+        assert run.outputs[f"function_name_{region}"] == f"dsql-users-api-prod-{region}"
+        assert run.outputs[f"api_id_{region}"] == _child(run, region, "api").outputs["id"]
+        assert run.outputs[f"stage_name_{region}"] == "v1"
+        assert run.outputs[f"role_arn_{region}"].startswith(f"arn:aws:iam::{ACCOUNT}:role/")
+
+
+def test_two_instances_never_collide(run: ProgramRun) -> None:
+    names = [(r.typ, r.name) for r in run.resources]
+    assert len(names) == len(set(names))
+    function_names = [r.inputs["name"] for r in run.of_type("aws:lambda/function:Function")]
+    assert len(set(function_names)) == len(REGIONS)
+
+
+def test_mismatched_artifacts_are_refused() -> None:
+    def mismatched() -> None:
+        config = load_config()
+        provider = aws.Provider("aws-one", region=config.primary_region)
+        artifacts = LambdaArtifacts(
+            "lambda",
+            LambdaArtifactsArgs("x86_64", config.lambda_runtime),
+            opts=ResourceOptions(providers=[command.Provider("command")]),
+        )
+        RegionalApp(
+            "app",
+            RegionalAppArgs(
+                region=config.primary_region,
+                settings=config,
+                cluster_arn="arn:aws:dsql:us-east-1:123456789012:cluster/abc",
+                cluster_endpoint="abc.dsql.us-east-1.on.aws",
+                schema=StandInMigration("schema"),
+                artifacts=artifacts,
+            ),
+            opts=ResourceOptions(provider=provider),
+        )
+
+    with pytest.raises(Exception, match="built for x86_64"):
+        run_program(program=mismatched)
