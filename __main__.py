@@ -1,1 +1,50 @@
 """The Pulumi program: config -> one provider per region -> components -> stack outputs."""
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import load_config
+from components.dsql_cluster import DsqlMultiRegionCluster, DsqlMultiRegionClusterArgs
+from components.dynamic.migration import SchemaMigration
+from migrations.runner import load_migrations
+
+# Validated before anything is registered: a bad key fails here with the key's name and the fix.
+config = load_config()
+tags = {"project": pulumi.get_project(), "stack": pulumi.get_stack(), **config.tags}
+
+# One explicit provider per application region; the default provider is disabled in the stack config.
+providers = {region: aws.Provider(f"aws-{region}", region=region) for region in config.app_regions}
+
+database = DsqlMultiRegionCluster(
+    "users-db",
+    DsqlMultiRegionClusterArgs(
+        primary_region=config.primary_region,
+        primary_provider=providers[config.primary_region],
+        secondary_region=config.secondary_region,
+        secondary_provider=providers[config.secondary_region],
+        witness_region=config.witness_region,
+        deletion_protection=config.deletion_protection,
+        kms_key_arn=config.kms_key_arn,
+        tags=tags,
+        peering_timeout_seconds=config.peering_timeout_seconds,
+    ),
+)
+
+# Once for the pair (DSQL replicates the schema), on the primary, after the pair is ACTIVE.
+schema = SchemaMigration(
+    "users-schema",
+    endpoint=database.primary.endpoint,
+    region=config.primary_region,
+    migrations=load_migrations(),
+    opts=pulumi.ResourceOptions(depends_on=[database.peering]),
+)
+
+pulumi.export(
+    "dsqlClusters",
+    {
+        cluster.region: {"id": cluster.identifier, "arn": cluster.arn, "endpoint": cluster.endpoint}
+        for cluster in database.clusters
+    },
+)
+pulumi.export("witnessRegion", config.witness_region)
+pulumi.export("schemaVersion", schema.schema_version)

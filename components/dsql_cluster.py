@@ -1,0 +1,146 @@
+"""DsqlMultiRegionCluster: one Aurora DSQL multi-region cluster pair, peered and ready for SQL.
+
+Children: a native ``aws.dsql.Cluster`` per application region (each bound to that region's provider,
+with the witness region, deletion protection, optional KMS key and tags), then one ``ClusterPeering``
+dynamic resource that peers them and waits until both are ACTIVE. The endpoints are derived from the
+peering's outputs, so anything that uses an endpoint (the migration, the Lambda functions) waits for
+an ACTIVE pair without a separate ``depends_on``. See docs/dsql-cluster.md for deletion and teardown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.dynamic.peering import ClusterPeering
+
+
+@dataclass(frozen=True)
+class DsqlMultiRegionClusterArgs:
+    """What the pair needs; plain typed values from StackConfig plus the two regional providers."""
+
+    primary_region: str
+    """First application region (its cluster is ``primary``)."""
+    primary_provider: aws.Provider
+    """The explicit AWS provider of ``primary_region``."""
+    secondary_region: str
+    """Second application region."""
+    secondary_provider: aws.Provider
+    """The explicit AWS provider of ``secondary_region``."""
+    witness_region: str
+    """The witness region: no cluster of ours, no provider needed (DSQL manages the witness)."""
+    deletion_protection: bool = True
+    """Deletion protection on both clusters (turn off and `pulumi up` before `pulumi destroy`)."""
+    kms_key_arn: str | None = None
+    """Customer managed KMS key; None uses an AWS owned key."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags for both clusters."""
+    peering_timeout_seconds: float = 1800
+    """How long the peering waits for both clusters to be ACTIVE."""
+
+
+@dataclass(frozen=True)
+class RegionalCluster:
+    """One cluster of the pair, as the rest of the program uses it."""
+
+    region: str
+    identifier: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    """``<identifier>.dsql.<region>.on.aws``; known only once the pair is peered and ACTIVE."""
+
+
+def endpoint_hostname(identifier: str, region: str) -> str:
+    """The cluster's PostgreSQL endpoint (the AWS provider has no endpoint output)."""
+    return f"{identifier}.dsql.{region}.on.aws"
+
+
+class DsqlMultiRegionCluster(pulumi.ComponentResource):
+    """Two peered Aurora DSQL clusters sharing one witness region: one logical database."""
+
+    primary: RegionalCluster
+    secondary: RegionalCluster
+    primary_cluster: aws.dsql.Cluster
+    secondary_cluster: aws.dsql.Cluster
+    peering: ClusterPeering
+
+    def __init__(
+        self, name: str, args: DsqlMultiRegionClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dsqlusersapi:database:DsqlMultiRegionCluster", name, None, opts)
+        if args.primary_region == args.secondary_region:
+            raise ValueError(f"{name}: the two clusters must be in different regions")
+        if args.witness_region in (args.primary_region, args.secondary_region):
+            raise ValueError(f"{name}: the witness region must differ from both cluster regions")
+
+        self.primary_cluster = self._cluster(f"{name}-primary", args, args.primary_provider)
+        self.secondary_cluster = self._cluster(f"{name}-secondary", args, args.secondary_provider)
+        self.peering = ClusterPeering(
+            f"{name}-peering",
+            primary_identifier=self.primary_cluster.identifier,
+            primary_arn=self.primary_cluster.arn,
+            primary_region=args.primary_region,
+            secondary_identifier=self.secondary_cluster.identifier,
+            secondary_arn=self.secondary_cluster.arn,
+            secondary_region=args.secondary_region,
+            witness_region=args.witness_region,
+            timeout_seconds=args.peering_timeout_seconds,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.primary_cluster, self.secondary_cluster]
+            ),
+        )
+        self.primary = self._regional(self.primary_cluster, args.primary_region, self.peering.primary_status)
+        self.secondary = self._regional(
+            self.secondary_cluster, args.secondary_region, self.peering.secondary_status
+        )
+        self.register_outputs(
+            {
+                "primary_identifier": self.primary.identifier,
+                "primary_arn": self.primary.arn,
+                "primary_endpoint": self.primary.endpoint,
+                "secondary_identifier": self.secondary.identifier,
+                "secondary_arn": self.secondary.arn,
+                "secondary_endpoint": self.secondary.endpoint,
+            }
+        )
+
+    @property
+    def clusters(self) -> tuple[RegionalCluster, RegionalCluster]:
+        return (self.primary, self.secondary)
+
+    def in_region(self, region: str) -> RegionalCluster:
+        """The cluster of ``region``; for a regional component such as RegionalApp."""
+        for cluster in self.clusters:
+            if cluster.region == region:
+                return cluster
+        raise KeyError(
+            f"no DSQL cluster in {region}; the pair is in {self.primary.region} and {self.secondary.region}"
+        )
+
+    def _cluster(
+        self, name: str, args: DsqlMultiRegionClusterArgs, provider: aws.Provider
+    ) -> aws.dsql.Cluster:
+        return aws.dsql.Cluster(
+            name,
+            deletion_protection_enabled=args.deletion_protection,
+            # Never let a destroy bypass deletion protection: turning it off is a reviewed config change.
+            force_destroy=False,
+            kms_encryption_key=args.kms_key_arn,
+            multi_region_properties=aws.dsql.ClusterMultiRegionPropertiesArgs(
+                witness_region=args.witness_region
+            ),
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+
+    @staticmethod
+    def _regional(
+        cluster: aws.dsql.Cluster, region: str, peered_status: pulumi.Output[str]
+    ) -> RegionalCluster:
+        endpoint = pulumi.Output.all(cluster.identifier, peered_status).apply(
+            lambda values: endpoint_hostname(values[0], region)
+        )
+        return RegionalCluster(region, cluster.identifier, cluster.arn, endpoint)
