@@ -23,7 +23,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 
 from handler import users, validation
-from handler.config import settings
+from handler.config import ConfigError, settings
 from handler.db import Database
 from handler.errors import MethodNotAllowed, NotFound, ServiceUnavailable, to_api_error
 
@@ -195,7 +195,10 @@ def _error_response(exc: BaseException) -> Response:
 
 
 def _cors_headers(event: dict[str, Any], method: str, allow: str | None) -> dict[str, str]:
-    allowed = settings().cors_allow_origins
+    try:
+        allowed = settings().cors_allow_origins
+    except ConfigError:
+        return {}  # already answered with a 500 and logged by the route that met it
     if not allowed:
         return {}
     headers = {"Vary": "Origin"}

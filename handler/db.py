@@ -132,11 +132,16 @@ def _is_dead(conn: psycopg.Connection) -> bool:
     if conn.closed or conn.broken:
         return True
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-        if not readable:
-            return False
-        conn.pgconn.consume_input()
-        return conn.pgconn.status == ConnStatus.BAD
+        # A goodbye is an error message followed by end-of-file: read until nothing is pending, so
+        # libpq sees the EOF too. Anything else pending (a parameter notice) leaves the status OK.
+        for _ in range(4):
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            if not readable:
+                return False
+            conn.pgconn.consume_input()
+            if conn.pgconn.status == ConnStatus.BAD:
+                return True
+        return False
     except (OSError, ValueError, psycopg.Error):
         return True
 

@@ -1,0 +1,687 @@
+"""The handler in-process: API Gateway v1 events in, proxy responses out, against a real PostgreSQL.
+
+The handler connects as the least-privilege role ``users_api`` (as on AWS), to a freshly migrated
+database per test.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from handler import app, db, users
+from local.events import LambdaContext, api_gateway_event
+
+ORIGIN = "https://app.example.com"
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+    raw: dict[str, Any]
+
+
+Call = Callable[..., Reply]
+
+
+def invoke(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    raw_body: bytes | str | None = None,
+) -> Reply:
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    payload = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
+    event = api_gateway_event(
+        method,
+        path,
+        query_string=query,
+        headers=[(k, v) for k, v in all_headers.items() if v is not None],
+        body=payload,
+    )
+    raw = app.lambda_handler(event, LambdaContext())
+    assert set(raw) == {"statusCode", "headers", "body", "isBase64Encoded"}
+    text = raw["body"]
+    return Reply(raw["statusCode"], raw["headers"], json.loads(text) if text else None, raw)
+
+
+@pytest.fixture
+def admin_url(migrated_database_url: str) -> str:
+    return migrated_database_url
+
+
+@pytest.fixture
+def api(migrated_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call]:
+    """The handler configured like the local app: role users_api, CORS for one origin."""
+    monkeypatch.setenv("DATABASE_URL", make_conninfo(migrated_database_url, user="users_api"))
+    monkeypatch.setenv("AWS_REGION", "us-test-1")
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", f"{ORIGIN}, https://other.example.com")
+    monkeypatch.delenv("DSQL_ENDPOINT", raising=False)
+    app.reset()
+    yield invoke
+    app.reset()
+
+
+def create(call: Call, name: str = "Ann", email: str = "ann@example.com") -> dict[str, Any]:
+    reply = call("POST", "/users", {"name": name, "email": email})
+    assert reply.status == 201, reply.body
+    return reply.body
+
+
+def assert_error(reply: Reply, status: int, code: str, field: str | None = None) -> None:
+    assert reply.status == status, reply.body
+    assert reply.headers["Content-Type"] == "application/json"
+    assert reply.body["error"]["code"] == code
+    assert reply.body["error"]["message"]
+    if field:
+        assert field in reply.body["error"]["fields"], reply.body
+
+
+# ---------------------------------------------------------------- routes
+
+
+def test_health_reports_region_and_database_latency(api: Call) -> None:
+    reply = api("GET", "/health")
+    assert reply.status == 200
+    assert reply.body["status"] == "ok"
+    assert reply.body["region"] == "us-test-1"
+    assert reply.body["database"]["ok"] is True
+    assert 0 <= reply.body["database"]["latency_ms"] < 5000
+
+
+def test_create_returns_201_location_and_stores_normalised_values(api: Call, admin_url: str) -> None:
+    reply = api("POST", "/users", {"name": "  Ann Lee  ", "email": "  Ann.Lee@Example.COM "})
+    assert reply.status == 201
+    user = reply.body
+    assert user["name"] == "Ann Lee"
+    assert user["email"] == "ann.lee@example.com"
+    assert reply.headers["Location"] == f"/users/{user['id']}"
+    assert user["created_at"] == user["updated_at"]
+    assert user["created_at"].endswith("Z")
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute("SELECT name, email FROM users WHERE id = %s", (user["id"],)).fetchone()
+    assert row == ("Ann Lee", "ann.lee@example.com")
+
+
+def test_location_keeps_the_stage_prefix_the_client_used(api: Call) -> None:
+    event = api_gateway_event(
+        "POST", "/users", headers=[("content-type", "application/json")], body='{"name":"A","email":"a@b.io"}'
+    )
+    event["requestContext"]["path"] = "/prod/users"
+    raw = app.lambda_handler(event, LambdaContext())
+    assert raw["statusCode"] == 201
+    assert raw["headers"]["Location"] == f"/prod/users/{json.loads(raw['body'])['id']}"
+
+
+def test_get_returns_the_user_and_404_for_an_unknown_id(api: Call) -> None:
+    user = create(api)
+    reply = api("GET", f"/users/{user['id']}")
+    assert reply.status == 200
+    assert reply.body == user
+    assert_error(api("GET", f"/users/{uuid.uuid4()}"), 404, "not_found")
+
+
+def test_duplicate_email_is_409_whatever_its_case_and_spacing(api: Call) -> None:
+    create(api, email="dup@example.com")
+    reply = api("POST", "/users", {"name": "Other", "email": " DUP@example.com"})
+    assert_error(reply, 409, "conflict", "email")
+
+
+def test_patch_changes_given_fields_and_bumps_updated_at(api: Call) -> None:
+    user = create(api)
+    time.sleep(0.01)
+    reply = api("PATCH", f"/users/{user['id']}", {"name": " Annie "})
+    assert reply.status == 200
+    assert reply.body["name"] == "Annie"
+    assert reply.body["email"] == user["email"]
+    assert reply.body["created_at"] == user["created_at"]
+    assert reply.body["updated_at"] > user["updated_at"]
+    reply = api("PATCH", f"/users/{user['id']}", {"email": "NEW@example.com"})
+    assert (reply.body["name"], reply.body["email"]) == ("Annie", "new@example.com")
+    reply = api("PATCH", f"/users/{user['id']}", {"name": "Both", "email": "both@example.com"})
+    assert (reply.body["name"], reply.body["email"]) == ("Both", "both@example.com")
+    assert api("GET", f"/users/{user['id']}").body == reply.body
+
+
+def test_patch_errors(api: Call) -> None:
+    user = create(api)
+    create(api, name="Bob", email="bob@example.com")
+    assert_error(api("PATCH", f"/users/{uuid.uuid4()}", {"name": "X"}), 404, "not_found")
+    assert_error(api("PATCH", f"/users/{user['id']}", {}), 400, "validation_failed")
+    assert_error(api("PATCH", f"/users/{user['id']}", {"email": "bob@example.com"}), 409, "conflict", "email")
+    assert_error(
+        api("PATCH", f"/users/{user['id']}", {"id": str(uuid.uuid4())}), 400, "validation_failed", "id"
+    )
+    assert api("GET", f"/users/{user['id']}").body == user
+
+
+def test_delete_returns_204_then_404(api: Call) -> None:
+    user = create(api)
+    reply = api("DELETE", f"/users/{user['id']}")
+    assert reply.status == 204
+    assert reply.raw["body"] == ""
+    assert "Content-Type" not in reply.headers
+    assert_error(api("DELETE", f"/users/{user['id']}"), 404, "not_found")
+    assert_error(api("GET", f"/users/{user['id']}"), 404, "not_found")
+
+
+def test_list_is_newest_first_and_pages_cover_every_user_once(api: Call) -> None:
+    created = [create(api, name=f"User {i}", email=f"user{i}@example.com")["id"] for i in range(23)]
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = "limit=5" + (f"&cursor={cursor}" if cursor else "")
+        reply = api("GET", "/users", query=query)
+        assert reply.status == 200
+        assert len(reply.body["items"]) <= 5
+        seen += [item["id"] for item in reply.body["items"]]
+        pages += 1
+        cursor = reply.body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 5
+    assert seen == list(reversed(created))
+
+
+def test_list_with_equal_created_at_breaks_ties_by_id(api: Call, admin_url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (name, email, created_at) SELECT 'Same', 'same' || g || '@example.com', "
+            "'2026-01-01T00:00:00Z' FROM generate_series(1, 9) g"
+        )
+        expected = [str(r[0]) for r in conn.execute("SELECT id FROM users ORDER BY id DESC").fetchall()]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        reply = api("GET", "/users", query="limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        seen += [item["id"] for item in reply.body["items"]]
+        cursor = reply.body["next_cursor"]
+        if not cursor:
+            break
+    assert seen == expected
+
+
+def test_list_limit_default_and_bounds(api: Call, admin_url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (name, email) SELECT 'U', 'u' || g || '@example.com' FROM generate_series(1, 205) g"
+        )
+    default = api("GET", "/users")
+    assert len(default.body["items"]) == 50
+    assert default.body["next_cursor"]
+    assert len(api("GET", "/users", query="limit=200").body["items"]) == 200
+    last = api("GET", "/users", query="limit=200")
+    rest = api("GET", "/users", query=f"limit=200&cursor={last.body['next_cursor']}")
+    assert len(rest.body["items"]) == 5
+    assert rest.body["next_cursor"] is None
+    for bad in ("0", "201", "-1", "abc", "1.5", "", "1e2"):
+        assert_error(api("GET", "/users", query=f"limit={bad}"), 400, "validation_failed", "limit")
+    assert_error(api("GET", "/users", query="limit=1&limit=2"), 400, "validation_failed", "limit")
+
+
+def test_empty_list(api: Call) -> None:
+    reply = api("GET", "/users")
+    assert reply.status == 200
+    assert reply.body == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "zzz",
+        "!!!!",
+        base64.urlsafe_b64encode(b"not-a-date|not-a-uuid").decode(),
+        base64.urlsafe_b64encode(f"2026-01-01T00:00:00|{uuid.uuid4()}".encode()).decode(),  # no time zone
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        "A" * 300,
+    ],
+)
+def test_bad_cursor_is_400(api: Call, cursor: str) -> None:
+    assert_error(api("GET", "/users", query=f"cursor={cursor}"), 400, "validation_failed", "cursor")
+
+
+# ---------------------------------------------------------------- bad input: never a 500
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "A"}, "email"),
+        ({"email": "a@example.com"}, "name"),
+        ({"name": "A", "email": "a@example.com", "role": "admin"}, "role"),
+        ({"name": 5, "email": "a@example.com"}, "name"),
+        ({"name": None, "email": "a@example.com"}, "name"),
+        ({"name": "A", "email": ["a@example.com"]}, "email"),
+        ({"name": "", "email": "a@example.com"}, "name"),
+        ({"name": "   ", "email": "a@example.com"}, "name"),
+        ({"name": "x" * 101, "email": "a@example.com"}, "name"),
+        ({"name": "nul\u0000byte", "email": "a@example.com"}, "name"),
+        ({"name": "bell\u0007", "email": "a@example.com"}, "name"),
+        ({"name": "A", "email": "not-an-email"}, "email"),
+        ({"name": "A", "email": "a@b"}, "email"),
+        ({"name": "A", "email": "a b@example.com"}, "email"),
+        ({"name": "A", "email": "a@@example.com"}, "email"),
+        ({"name": "A", "email": "a@-example.com"}, "email"),
+        ({"name": "A", "email": ("x" * 64) + "@" + ("d" * 60 + ".") * 4 + "com"}, "email"),
+        ({"name": "A", "email": "x" * 65 + "@example.com"}, "email"),
+        ({"name": "A", "email": ""}, "email"),
+    ],
+)
+def test_invalid_user_is_400_with_a_field_message(api: Call, body: dict[str, Any], field: str) -> None:
+    assert_error(api("POST", "/users", body), 400, "validation_failed", field)
+
+
+def test_name_of_exactly_100_characters_and_email_of_255_are_accepted(api: Call) -> None:
+    email = "x" * 64 + "@" + "d" * 61 + "." + "e" * 61 + "." + "f" * 62 + ".com"
+    assert len(email) == 255
+    reply = api("POST", "/users", {"name": "é" * 100, "email": email})
+    assert reply.status == 201, reply.body
+    assert reply.body["name"] == "é" * 100
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "bad_request"),
+        ('{"name": "A", "email": "a@example.com"', "bad_request"),
+        ("[1, 2]", "bad_request"),
+        ('"a string"', "bad_request"),
+        ("null", "bad_request"),
+        ('{"name": "A", "name": "B", "email": "a@example.com"}', "bad_request"),
+        ('{"name": NaN, "email": "a@example.com"}', "bad_request"),
+        ('{"name": "\\ud800", "email": "a@example.com"}', "validation_failed"),
+        ("[" * 100_00 + "]" * 100_00, "payload_too_large"),
+        ("[" * 5000 + "]" * 5000, "bad_request"),
+    ],
+)
+def test_malformed_bodies_are_4xx(api: Call, raw: str, code: str) -> None:
+    reply = api("POST", "/users", raw_body=raw)
+    assert 400 <= reply.status < 500
+    assert reply.body["error"]["code"] == code
+
+
+def test_empty_body_is_400(api: Call) -> None:
+    assert_error(api("POST", "/users", raw_body=""), 400, "bad_request")
+    assert_error(api("PATCH", f"/users/{uuid.uuid4()}", raw_body=""), 400, "bad_request")
+
+
+def test_oversized_body_is_413(api: Call) -> None:
+    body = {"name": "A", "email": "a@example.com", "pad": "x" * 17_000}
+    assert_error(api("POST", "/users", body), 413, "payload_too_large")
+    user = create(api)
+    assert_error(api("PATCH", f"/users/{user['id']}", body), 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"],
+)
+def test_non_json_content_type_is_415(api: Call, content_type: str | None) -> None:
+    reply = api(
+        "POST", "/users", {"name": "A", "email": "a@example.com"}, headers={"Content-Type": content_type}
+    )
+    assert_error(reply, 415, "unsupported_media_type")
+
+
+def test_json_content_type_with_utf8_charset_and_any_case_is_accepted(api: Call) -> None:
+    reply = api(
+        "POST",
+        "/users",
+        {"name": "A", "email": "a@example.com"},
+        headers={"Content-Type": "Application/JSON; charset=UTF-8"},
+    )
+    assert reply.status == 201
+
+
+def test_base64_encoded_body_is_decoded(api: Call) -> None:
+    event = api_gateway_event("POST", "/users", headers=[("Content-Type", "application/json")])
+    event["body"] = base64.b64encode(b'{"name": "B64", "email": "b64@example.com"}').decode()
+    event["isBase64Encoded"] = True
+    raw = app.lambda_handler(event, LambdaContext())
+    assert raw["statusCode"] == 201
+    event["body"] = "!!not base64!!"
+    assert app.lambda_handler(event, LambdaContext())["statusCode"] == 400
+    event["body"] = base64.b64encode(b"\xff\xfe{}").decode()
+    assert app.lambda_handler(event, LambdaContext())["statusCode"] == 400
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "abc",
+        "123",
+        "null",
+        f"{{{uuid.uuid4()}}}",
+        uuid.uuid4().hex,
+        f"urn:uuid:{uuid.uuid4()}",
+        f"{uuid.uuid4()}\n",
+    ],
+)
+def test_bad_id_is_400_on_every_method(api: Call, bad_id: str) -> None:
+    from urllib.parse import quote
+
+    path = f"/users/{quote(bad_id, safe='')}"
+    assert_error(api("GET", path), 400, "validation_failed", "id")
+    assert_error(api("DELETE", path), 400, "validation_failed", "id")
+    assert_error(api("PATCH", path, {"name": "X"}), 400, "validation_failed", "id")
+
+
+def test_unknown_route_is_404_and_unknown_method_405_with_allow(api: Call) -> None:
+    assert_error(api("GET", "/nope"), 404, "not_found")
+    assert_error(api("GET", "/users/"), 404, "not_found")
+    assert_error(api("GET", f"/users/{uuid.uuid4()}/x"), 404, "not_found")
+    reply = api("PUT", "/users")
+    assert_error(reply, 405, "method_not_allowed")
+    assert reply.headers["Allow"] == "GET, POST, OPTIONS"
+    reply = api("POST", f"/users/{uuid.uuid4()}", {"name": "A"})
+    assert_error(reply, 405, "method_not_allowed")
+    assert reply.headers["Allow"] == "GET, PATCH, DELETE, OPTIONS"
+    assert_error(api("DELETE", "/health"), 405, "method_not_allowed")
+
+
+def test_event_without_method_or_path_is_a_json_4xx(api: Call) -> None:
+    raw = app.lambda_handler({}, LambdaContext())
+    assert raw["statusCode"] == 404
+    assert json.loads(raw["body"])["error"]["code"] == "not_found"
+
+
+# ---------------------------------------------------------------- CORS
+
+
+def test_cors_echoes_only_allowed_origins(api: Call) -> None:
+    allowed = api("GET", "/users", headers={"Origin": ORIGIN})
+    assert allowed.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert allowed.headers["Vary"] == "Origin"
+    error = api("GET", "/users/nope", headers={"Origin": ORIGIN})
+    assert error.headers["Access-Control-Allow-Origin"] == ORIGIN
+    other = api("GET", "/users", headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    assert other.headers["Vary"] == "Origin"
+    assert "Access-Control-Allow-Origin" not in api("GET", "/users").headers
+
+
+def test_cors_preflight(api: Call) -> None:
+    reply = api("OPTIONS", "/users", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert reply.status == 204
+    assert reply.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "POST" in reply.headers["Access-Control-Allow-Methods"]
+    assert reply.headers["Access-Control-Allow-Headers"] == "Content-Type"
+
+
+def test_no_cors_headers_without_configuration(api: Call, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CORS_ALLOW_ORIGINS")
+    app.reset()
+    reply = api("GET", "/users", headers={"Origin": ORIGIN})
+    assert not any(name.startswith("Access-Control") for name in reply.headers)
+
+
+def test_wildcard_cors_configuration_is_refused(api: Call, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", "*")
+    app.reset()
+    reply = api("GET", "/users", headers={"Origin": ORIGIN})
+    assert reply.status == 500
+    assert reply.body == {"error": {"code": "internal_error", "message": "internal error"}}
+
+
+# ---------------------------------------------------------------- database behaviour
+
+
+def test_handler_connects_as_the_least_privilege_role(api: Call) -> None:
+    api("GET", "/health")
+    conn = app.database().connection()
+    assert conn.execute("SELECT current_user").fetchone() == ("users_api",)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT * FROM schema_migrations")
+
+
+def test_one_connection_is_reused_and_statement_timeout_set_once(api: Call) -> None:
+    for _ in range(5):
+        api("GET", "/users")
+    database = app.database()
+    assert database.connects == 1
+    assert database.connection().execute("SHOW statement_timeout").fetchone() == ("5s",)
+
+
+class RoundTrips:
+    """Counts protocol round trips (one ReadyForQuery per Sync or simple query) with libpq's trace."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+
+    def __enter__(self) -> RoundTrips:
+        self.conn.pgconn.trace(self.file.fileno())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.pgconn.untrace()
+        self.file.seek(0)
+        self.count = sum(1 for line in self.file.read().decode().splitlines() if "\tReadyForQuery" in line)
+        self.file.close()
+
+
+def test_warm_requests_cost_one_round_trip(api: Call) -> None:
+    user = create(api)
+    # Warm up past psycopg's prepare threshold (5): preparing costs one extra round trip, once.
+    for i in range(6):
+        api("GET", f"/users/{user['id']}")
+        api("GET", "/users", query="limit=2")
+        api("POST", "/users", {"name": "W", "email": f"warm{i}@example.com"})
+        api("PATCH", f"/users/{user['id']}", {"name": f"W{i}"})
+        api("GET", "/health")
+    conn = app.database().connection()
+    requests = {
+        "get": lambda: api("GET", f"/users/{user['id']}"),
+        "list": lambda: api("GET", "/users", query="limit=2"),
+        "create": lambda: api("POST", "/users", {"name": "C", "email": "counted@example.com"}),
+        "patch": lambda: api("PATCH", f"/users/{user['id']}", {"name": "P"}),
+        "health": lambda: api("GET", "/health"),
+        "delete": lambda: api("DELETE", f"/users/{user['id']}"),
+    }
+    for name, request in requests.items():
+        with RoundTrips(conn) as trips:
+            assert request().status < 300, name
+        assert trips.count == 1, name
+
+
+def test_unreachable_database_is_503_with_retry_after(api: Call, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://users_api@127.0.0.1:{port}/postgres")
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT_S", "2")
+    app.reset()
+    health = api("GET", "/health")
+    assert health.status == 503
+    assert health.body == {
+        "status": "unavailable",
+        "region": "us-test-1",
+        "database": {"ok": False, "latency_ms": None},
+    }
+    assert int(health.headers["Retry-After"]) >= 1
+    for reply in (
+        api("GET", "/users"),
+        api("GET", f"/users/{uuid.uuid4()}"),
+        api("POST", "/users", {"name": "A", "email": "a@example.com"}),
+        api("DELETE", f"/users/{uuid.uuid4()}"),
+    ):
+        assert_error(reply, 503, "service_unavailable")
+        assert int(reply.headers["Retry-After"]) >= 1
+    # Validation still answers without a database.
+    assert_error(api("POST", "/users", {"name": ""}), 400, "validation_failed")
+
+
+def _terminate_app_backends(admin_url: str) -> int:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'users_api' "
+            "AND datname = current_database()"
+        ).fetchall()
+    time.sleep(0.1)
+    return len(rows)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_a_connection_closed_by_the_server_is_replaced_before_the_next_request(
+    api: Call, admin_url: str, method: str
+) -> None:
+    user = create(api)
+    assert _terminate_app_backends(admin_url) == 1
+    if method == "GET":
+        reply = api("GET", f"/users/{user['id']}")
+    elif method == "POST":
+        reply = api("POST", "/users", {"name": "After", "email": "after@example.com"})
+    else:
+        reply = api("DELETE", f"/users/{user['id']}")
+    assert reply.status in (200, 201, 204), reply.body
+    assert app.database().connects == 2
+
+
+def test_broken_connection_mid_request_retries_reads_once_but_not_writes(api: Call, admin_url: str) -> None:
+    """Kill the backend while a statement runs: a read is retried on a new connection, a create is not."""
+    api("GET", "/health")
+    database = app.database()
+
+    def killed_then(sql: str) -> Callable[[psycopg.Connection], object]:
+        calls = {"n": 0}
+
+        def work(conn: psycopg.Connection) -> object:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                pid = conn.info.backend_pid
+                with psycopg.connect(admin_url, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                time.sleep(0.05)
+                # The server is gone but the client has not noticed yet: this statement fails in flight.
+                return conn.execute("SELECT pg_sleep(0)").fetchone()
+            return conn.execute(sql).fetchone()
+
+        work.calls = calls  # type: ignore[attr-defined]
+        return work
+
+    read = killed_then("SELECT 1")
+    assert database.run(read, idempotent=True) == (1,)
+    assert read.calls["n"] == 2  # type: ignore[attr-defined]
+    write = killed_then("SELECT 2")
+    with pytest.raises(db.DatabaseUnavailable):
+        database.run(write, idempotent=False)
+    assert write.calls["n"] == 1  # type: ignore[attr-defined]
+    assert database.connection().execute("SELECT 3").fetchone() == (3,)
+
+
+def test_connection_is_recycled_after_its_maximum_age(api: Call, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_CONNECTION_MAX_AGE_S", "1")
+    app.reset()
+    api("GET", "/users")
+    first_pid = app.database().connection().info.backend_pid
+    api("GET", "/users")
+    assert app.database().connects == 1
+    time.sleep(1.1)
+    api("GET", "/users")
+    assert app.database().connects == 2
+    assert app.database().connection().info.backend_pid != first_pid
+
+
+def test_occ_conflicts_are_retried_with_backoff_then_reported_as_503(api: Call) -> None:
+    api("GET", "/health")
+    database = app.database()
+    attempts = {"n": 0}
+
+    def conflicting_twice(conn: psycopg.Connection) -> object:
+        attempts["n"] += 1
+        if attempts["n"] <= 2:
+            # A real 40001 from the server, as DSQL reports an OCC conflict.
+            conn.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
+        return conn.execute("SELECT 'done'").fetchone()
+
+    assert database.run(conflicting_twice, idempotent=False) == ("done",)
+    assert attempts["n"] == 3
+
+    def always_conflicting(conn: psycopg.Connection) -> object:
+        attempts["n"] += 1
+        conn.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'OC000'; END $$")
+        return None
+
+    attempts["n"] = 0
+    with pytest.raises(psycopg.Error) as caught:
+        database.run(always_conflicting, idempotent=True)
+    assert attempts["n"] == db.OCC_RETRIES + 1
+    from handler.errors import to_api_error
+
+    error = to_api_error(caught.value)
+    assert (error.status, error.headers["Retry-After"]) == (503, "1")
+
+
+def test_statement_timeout_is_503_not_a_hang(
+    api: Call, admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATEMENT_TIMEOUT_MS", "200")
+    app.reset()
+    user = create(api)
+    with psycopg.connect(admin_url) as locker:
+        locker.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user["id"],))
+        started = time.monotonic()
+        reply = api("PATCH", f"/users/{user['id']}", {"name": "Blocked"})
+        elapsed = time.monotonic() - started
+        locker.rollback()
+    assert_error(reply, 503, "service_unavailable")
+    assert reply.headers["Retry-After"]
+    assert elapsed < 3
+    assert api("PATCH", f"/users/{user['id']}", {"name": "Free"}).status == 200
+
+
+def test_logs_are_json_with_the_request_id_and_no_body(api: Call) -> None:
+    event = api_gateway_event(
+        "POST",
+        "/users",
+        headers=[("Content-Type", "application/json"), ("Authorization", "Bearer secret-token-123")],
+        body='{"name": "Logged", "email": "logged@example.com"}',
+        request_id="req-abc-123",
+    )
+    handler = app.logger.registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        app.lambda_handler(event, LambdaContext(aws_request_id="lambda-req-9"))
+    finally:
+        handler.setStream(previous)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    request_log = next(line for line in lines if line["message"] == "request")
+    assert request_log["correlation_id"] == "req-abc-123"
+    assert request_log["function_request_id"] == "lambda-req-9"
+    assert (request_log["method"], request_log["path"], request_log["status"]) == ("POST", "/users", 201)
+    text = json.dumps(lines)
+    assert "secret-token-123" not in text
+    assert "logged@example.com" not in text
+
+
+def test_every_statement_passes_dsql_lint(tmp_path: Any) -> None:
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sql = tmp_path / "handler.sql"
+    sql.write_text(";\n".join(s.replace("%s", "$1") for s in users.ALL_SQL) + ";\n")
+    lint = shutil.which("dsql-lint") or str(Path(sys.executable).parent / "dsql-lint")
+    result = subprocess.run([lint, str(sql)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
