@@ -2,10 +2,13 @@
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 
 from components.config import load_config
 from components.dsql_cluster import DsqlMultiRegionCluster, DsqlMultiRegionClusterArgs
 from components.dynamic.migration import SchemaMigration
+from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
+from components.regional_app import RegionalApp, RegionalAppArgs
 from migrations.runner import load_migrations
 
 # Validated before anything is registered: a bad key fails here with the key's name and the fix.
@@ -48,3 +51,29 @@ pulumi.export(
 )
 pulumi.export("witnessRegion", config.witness_region)
 pulumi.export("schemaVersion", schema.schema_version)
+
+# The dependency layer is built once on this machine (for Lambda's platform) and uploaded per region.
+artifacts = LambdaArtifacts(
+    "users-api-lambda",
+    LambdaArtifactsArgs(architecture=config.lambda_architecture, runtime=config.lambda_runtime),
+    opts=pulumi.ResourceOptions(providers=[command.Provider("local-command")]),
+)
+
+# One API per region against its own cluster; each function waits for the schema and its role mapping.
+apps = {
+    cluster.region: RegionalApp(
+        f"users-api-{cluster.region}",
+        RegionalAppArgs(
+            region=cluster.region,
+            settings=config,
+            cluster_arn=cluster.arn,
+            cluster_endpoint=cluster.endpoint,
+            schema=schema,
+            artifacts=artifacts,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(provider=providers[cluster.region]),
+    )
+    for cluster in database.clusters
+}
+pulumi.export("invokeUrls", {region: app.invoke_url for region, app in apps.items()})

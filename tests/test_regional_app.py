@@ -340,3 +340,20 @@ def test_mismatched_artifacts_are_refused() -> None:
 
     with pytest.raises(Exception, match="built for x86_64"):
         run_program(program=mismatched)
+
+
+def test_the_program_wires_one_app_per_region_after_the_real_migration() -> None:
+    program_run = run_program()  # __main__.py itself
+    migration = program_run.one("pulumi-python:dynamic/dsql:SchemaMigration")
+    for region in REGIONS:
+        grant = f"users-api-{region}-db-role-grant"
+        assert program_run.depends_on[grant] == [migration.name]
+        assert grant in program_run.depends_on[f"users-api-{region}-function"]
+        assert program_run.named(grant).inputs["endpoint"].endswith(f".dsql.{region}.on.aws")
+        function = program_run.named(f"users-api-{region}-function")
+        assert function.region == region
+        api_id = program_run.named(f"users-api-{region}-api").outputs["id"]
+        assert program_run.outputs["invokeUrls"][region] == (
+            f"https://{api_id}.execute-api.{region}.amazonaws.com/v1"
+        )
+    assert len(program_run.of_type("command:local:Command")) == 1
