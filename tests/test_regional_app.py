@@ -16,7 +16,7 @@ from pulumi.dynamic import CreateResult, Resource, ResourceProvider
 
 from components.config import load_config
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
-from components.openapi import load_document, routes
+from components.openapi import OpenApiError, api_gateway_body, load_document, render, routes
 from components.regional_app import DB_ROLE, RegionalApp, RegionalAppArgs
 from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered, run_program
 
@@ -357,3 +357,39 @@ def test_the_program_wires_one_app_per_region_after_the_real_migration() -> None
             f"https://{api_id}.execute-api.{region}.amazonaws.com/v1"
         )
     assert len(program_run.of_type("command:local:Command")) == 1
+
+
+INVOKE_ARN = (
+    "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+    "arn:aws:lambda:us-east-1:123456789012:function:f/invocations"
+)
+
+
+def test_openapi_body_is_pure_and_deterministic() -> None:
+    document = load_document()
+    before = json.dumps(document, sort_keys=True)
+    body = api_gateway_body(document, INVOKE_ARN)
+    assert json.dumps(document, sort_keys=True) == before  # the input document is not changed
+    assert render(body) == render(api_gateway_body(load_document(), INVOKE_ARN))
+    assert body["paths"]["/users/{id}"]["parameters"] == document["paths"]["/users/{id}"]["parameters"]
+    operations = {
+        (m.upper(), p): op for p, item in body["paths"].items() for m, op in item.items() if m != "parameters"
+    }
+    assert operations[("POST", "/users")]["x-amazon-apigateway-request-validator"] == "body-and-params"
+    assert operations[("GET", "/users")]["x-amazon-apigateway-request-validator"] == "params-only"
+    validators = body["x-amazon-apigateway-request-validators"]
+    assert validators["body-and-params"] == {"validateRequestBody": True, "validateRequestParameters": True}
+
+
+def test_gateway_errors_have_the_handlers_error_shape() -> None:
+    responses = api_gateway_body(load_document(), INVOKE_ARN)["x-amazon-apigateway-gateway-responses"]
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
+    for response in responses.values():
+        template = response["responseTemplates"]["application/json"]
+        rendered = json.loads(template.replace("$context.error.", "context-"))
+        assert set(rendered["error"]) == {"code", "message"}
+
+
+def test_openapi_body_refuses_what_is_not_a_lambda_invoke_arn() -> None:
+    with pytest.raises(OpenApiError, match="not a Lambda invoke ARN"):
+        api_gateway_body(load_document(), "arn:aws:lambda:us-east-1:123456789012:function:f")
