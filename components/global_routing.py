@@ -114,7 +114,6 @@ class GlobalRouting(pulumi.ComponentResource):
                 ),
                 request_interval=args.health_check_interval_seconds,
                 failure_threshold=args.health_check_failure_threshold,
-                measure_latency=True,
                 tags={**tags, "Name": f"{name}-{region}-health", "region": region},
                 opts=dns,
             )
