@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     def request_stop(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # Set both explicitly: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     external_url = os.environ.get("DATABASE_URL")
     server: LocalPostgres | None = None
     app = None
