@@ -7,7 +7,9 @@ import pulumi_command as command
 from components.config import load_config
 from components.dsql_cluster import DsqlMultiRegionCluster, DsqlMultiRegionClusterArgs
 from components.dynamic.migration import SchemaMigration
+from components.global_routing import GlobalRouting, GlobalRoutingArgs, RegionalEndpoint
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
+from components.monitoring import ROUTE53_METRICS_REGION, MonitoredRegion, Monitoring, MonitoringArgs
 from components.regional_app import RegionalApp, RegionalAppArgs
 from migrations.runner import load_migrations
 
@@ -77,3 +79,52 @@ apps = {
     for cluster in database.clusters
 }
 pulumi.export("invokeUrls", {region: app.invoke_url for region, app in apps.items()})
+
+# Health checks on each region's /health and, with a domain, latency records that leave a failed region.
+routing = GlobalRouting(
+    "users-api-routing",
+    GlobalRoutingArgs(
+        endpoints=[
+            RegionalEndpoint(region, providers[region], app.invoke_url, app.api_id, app.stage_name)
+            for region, app in apps.items()
+        ],
+        # Route 53 health checks and records are global: the primary's provider only signs the calls.
+        dns_provider=providers[config.primary_region],
+        health_check_interval_seconds=config.health_check_interval_seconds,
+        health_check_failure_threshold=config.health_check_failure_threshold,
+        domain_name=config.domain_name,
+        hosted_zone_id=config.hosted_zone_id,
+        tags=tags,
+    ),
+)
+
+# Route 53 health check metrics exist only in us-east-1: a provider there, unless it is an app region.
+health_alarm_provider = (
+    None
+    if ROUTE53_METRICS_REGION in providers
+    else aws.Provider(f"aws-{ROUTE53_METRICS_REGION}", region=ROUTE53_METRICS_REGION)
+)
+monitoring = Monitoring(
+    "users-api-ops",
+    MonitoringArgs(
+        regions=[
+            MonitoredRegion(
+                region=region,
+                provider=providers[region],
+                function_name=app.function_name,
+                rest_api_name=app.function_name,  # RegionalApp names its REST API after its function
+                stage_name=app.stage_name,
+                health_check_id=routing.health_check_ids[region],
+            )
+            for region, app in apps.items()
+        ],
+        alarm_email=config.alarm_email,
+        health_alarm_provider=health_alarm_provider,
+        tags=tags,
+    ),
+)
+pulumi.export("healthCheckIds", routing.health_check_ids)
+pulumi.export("alarmTopicArns", monitoring.topic_arns)
+pulumi.export("dashboardName", monitoring.dashboard_name)
+if routing.global_url is not None:
+    pulumi.export("globalUrl", routing.global_url)

@@ -165,3 +165,69 @@ def test_half_a_domain_configuration_is_refused() -> None:
         GlobalRoutingArgs(endpoints=[endpoint], dns_provider=provider, domain_name="api.example.com")
     with pytest.raises(ValueError, match="region twice"):
         GlobalRoutingArgs(endpoints=[endpoint, endpoint], dns_provider=provider)
+
+
+# ---------------------------------------------------------------- the real program (__main__.py)
+
+
+@pytest.fixture(scope="module")
+def program_without_domain() -> ProgramRun:
+    return run_program()
+
+
+@pytest.fixture(scope="module")
+def program_with_domain() -> ProgramRun:
+    return run_program(DOMAIN)
+
+
+def test_program_health_checks_target_each_regions_real_invoke_host(
+    program_without_domain: ProgramRun,
+) -> None:
+    run = program_without_domain
+    checks = health_checks(run)
+    assert set(checks) == {"us-east-1", "us-east-2"}
+    for region, check in checks.items():
+        assert f"https://{check.inputs['fqdn']}/v1" == run.outputs["invokeUrls"][region]
+        assert check.inputs["resourcePath"] == "/v1/health"
+    assert run.outputs["healthCheckIds"] == {region: f"{check.name}-id" for region, check in checks.items()}
+
+
+def test_program_without_a_domain_keeps_both_urls_and_has_no_global_routing(
+    program_without_domain: ProgramRun,
+) -> None:
+    run = program_without_domain
+    for typ in CUSTOM_DOMAIN_TYPES:
+        assert run.of_type(typ) == [], typ
+    assert set(run.outputs["invokeUrls"]) == {"us-east-1", "us-east-2"}
+    assert "globalUrl" not in run.outputs
+
+
+def test_program_with_a_domain_routes_to_each_regions_own_api(program_with_domain: ProgramRun) -> None:
+    run = program_with_domain
+    assert run.outputs["globalUrl"] == "https://api.example.com"
+    assert set(run.outputs["invokeUrls"]) == {"us-east-1", "us-east-2"}
+    apis = {r.region: r for r in run.of_type("aws:apigateway/restApi:RestApi")}
+    checks = health_checks(run)
+    for region in ("us-east-1", "us-east-2"):
+        mapping = run.one("aws:apigateway/basePathMapping:BasePathMapping", region)
+        assert mapping.inputs["restApi"] == apis[region].outputs["id"]
+        [record] = [
+            r for r in run.of_type("aws:route53/record:Record") if r.inputs.get("setIdentifier") == region
+        ]
+        assert record.inputs["healthCheckId"] == f"{checks[region].name}-id"
+
+
+def test_program_alarms_publish_to_their_regions_topic(program_without_domain: ProgramRun) -> None:
+    run = program_without_domain
+    topics = run.outputs["alarmTopicArns"]
+    assert set(topics) == {"us-east-1", "us-east-2"}
+    alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert len(alarms) == 10
+    for alarm in alarms:
+        assert alarm.inputs["alarmActions"] == [topics[alarm.region]]
+    functions = {r.region: r.outputs["name"] for r in run.of_type("aws:lambda/function:Function")}
+    errors = [a for a in alarms if a.inputs["metricName"] == "Errors"]
+    assert {a.region: a.inputs["dimensions"]["FunctionName"] for a in errors} == functions
+    api_names = {r.region: r.inputs["name"] for r in run.of_type("aws:apigateway/restApi:RestApi")}
+    latency = [a for a in alarms if a.inputs["metricName"] == "Latency"]
+    assert {a.region: a.inputs["dimensions"]["ApiName"] for a in latency} == api_names
