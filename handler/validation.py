@@ -161,11 +161,13 @@ def normalise_name(value: str) -> tuple[str, str | None]:
     """The name trimmed: at most 100 characters as sent, not blank, no control characters."""
     if len(value) > NAME_MAX:
         return "", f"must be at most {NAME_MAX} characters"
+    # Checked before trimming: str.strip() would silently drop control characters such as NEL (\x85)
+    # at the ends, which the document's pattern refuses anywhere.
+    if _UNPRINTABLE.search(value):
+        return "", "must not contain control characters"
     name = value.strip()
     if not name:
         return "", "must not be empty"
-    if _UNPRINTABLE.search(name):
-        return "", "must not contain control characters"
     return name, None
 
 
