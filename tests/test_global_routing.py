@@ -9,7 +9,7 @@ import pytest
 
 from components.config import load_config
 from components.global_routing import GlobalRouting, GlobalRoutingArgs, RegionalEndpoint, invoke_host
-from tests.pulumi_harness import ProgramRun, run_program
+from tests.pulumi_harness import ProgramRun, Registered, run_program
 
 DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
 CUSTOM_DOMAIN_TYPES = (
@@ -57,7 +57,7 @@ def routing_program() -> None:
         pulumi.export("globalUrl", routing.global_url)
 
 
-def health_checks(run: ProgramRun) -> dict[str, dict]:
+def health_checks(run: ProgramRun) -> dict[str, Registered]:
     """Health check inputs keyed by the region tag each one carries."""
     return {r.inputs["tags"]["region"]: r for r in run.of_type("aws:route53/healthCheck:HealthCheck")}
 

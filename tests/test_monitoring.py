@@ -11,7 +11,7 @@ import pytest
 
 from components.config import load_config
 from components.monitoring import MonitoredRegion, Monitoring, MonitoringArgs
-from tests.pulumi_harness import ProgramRun, run_program
+from tests.pulumi_harness import ProgramRun, Registered, run_program
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
@@ -54,9 +54,9 @@ def monitoring_program(regions: tuple[str, str] | None = None, with_health_check
     return program
 
 
-def alarms(run: ProgramRun, metric: str) -> dict[str, dict]:
+def alarms(run: ProgramRun, metric: str) -> dict[str, Registered]:
     """Alarms on one metric, keyed by the region the alarm is about (named in its resource name)."""
-    found = {}
+    found: dict[str, Registered] = {}
     for alarm in run.of_type(ALARM):
         if alarm.inputs["metricName"] == metric:
             about = next(r for r in ("us-east-1", "us-east-2", "eu-west-1") if f"-{r}-" in alarm.name)
@@ -138,7 +138,7 @@ def test_alarm_email_subscribes_to_every_topic_and_no_email_subscribes_nobody() 
     for subscription in subscriptions:
         assert subscription.inputs["protocol"] == "email"
         assert subscription.inputs["endpoint"] == "oncall@example.com"
-        assert subscription.inputs["topic"] == topic_arn(run, subscription.region)
+        assert subscription.inputs["topic"] == topic_arn(run, str(subscription.region))
 
 
 def test_one_dashboard_shows_both_regions_side_by_side() -> None:
@@ -146,7 +146,7 @@ def test_one_dashboard_shows_both_regions_side_by_side() -> None:
     dashboard = run.one(DASHBOARD)
     assert dashboard.region == "us-east-1"
     widgets = json.loads(dashboard.inputs["dashboardBody"])["widgets"]
-    by_region = {}
+    by_region: dict[str, list[dict]] = {}
     for widget in widgets:
         by_region.setdefault(widget["properties"]["title"].split(":")[0], []).append(widget)
     assert set(by_region) == {"us-east-1", "us-east-2"}

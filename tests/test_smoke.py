@@ -32,7 +32,9 @@ def two_regions(migrated_database_url: str) -> Iterator[tuple[LocalApp, LocalApp
 
 def smoke_users(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT count(*) FROM users WHERE email LIKE 'smoke-%%'").fetchone()[0]
+        row = conn.execute("SELECT count(*) FROM users WHERE email LIKE 'smoke-%%'").fetchone()
+        assert row is not None
+        return row[0]
 
 
 def test_smoke_passes_against_both_local_regions_and_cleans_up(

@@ -17,6 +17,7 @@ Standard library only; every request has a timeout.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import subprocess
@@ -189,7 +190,8 @@ class Smoke:
 
     def run(self) -> bool:
         healthy = [
-            self.check(f"health[{region.label}]", lambda r=region: self.health(r)) for region in self.regions
+            self.check(f"health[{region.label}]", functools.partial(self.health, region))
+            for region in self.regions
         ]
         if all(healthy):
             self.check("read-other-region", self.read_other_region)
