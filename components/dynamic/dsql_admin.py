@@ -101,7 +101,7 @@ def connection_overrides_from_url(url: str) -> tuple[str, dict[str, Any]]:
     overrides: dict[str, Any] = {"sslmode": info.get("sslmode") or "disable"}
     for key in ("port", "dbname", "user"):
         if info.get(key):
-            overrides[key] = int(info[key]) if key == "port" else info[key]
+            overrides[key] = int(str(info[key])) if key == "port" else info[key]
     return str(info.get("host") or "127.0.0.1"), overrides
 
 

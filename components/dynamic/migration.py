@@ -138,7 +138,7 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
         if replaces:
             return pulumi.dynamic.DiffResult(changes=True, replaces=replaces)
         old_files, new_files = olds.get("migrations") or [], news.get("migrations")
-        if _unknown(new_files):
+        if _unknown(new_files) or not isinstance(new_files, list):
             return pulumi.dynamic.DiffResult(changes=True, replaces=[])
         problems = history_problems(old_files, new_files)
         if problems:

@@ -258,15 +258,15 @@ def _wait_until_ready(sides: list[dict[str, str]], witness: str, timeout: float,
     while True:
         clusters = [_get_cluster(side) for side in sides]
         described = "; ".join(_describe(side, c) for side, c in zip(sides, clusters, strict=True))
-        doomed = [c for c in clusters if c is None or c["status"] in DOOMED]
-        if doomed:
+        alive = [c for c in clusters if c is not None and c["status"] not in DOOMED]
+        if len(alive) != len(sides):
             raise PeeringError(f"DSQL cluster pair cannot become ACTIVE: {described}")
         peered = all(
             peer["arn"] in ((c.get("multiRegionProperties") or {}).get("clusters") or [])
-            for c, peer in zip(clusters, reversed(sides), strict=True)
+            for c, peer in zip(alive, reversed(sides), strict=True)
         )
-        if peered and all(c["status"] in READY for c in clusters):
-            return [c["status"] for c in clusters]
+        if peered and all(c["status"] in READY for c in alive):
+            return [c["status"] for c in alive]
         if described != last_report:
             _log(f"waiting for the DSQL cluster pair: {described}")
             last_report = described
