@@ -5,9 +5,9 @@ container's ``Database``, and return JSON. Errors of any kind are turned into re
 ``_error_response`` (via ``handler.errors.to_api_error``).
 
 Routing is a small table here rather than Powertools' event handler: importing
-``aws_lambda_powertools.event_handler`` alone costs about a quarter of the cold-import budget (measured in
-docs/handler.md), more than the whole target allows. Powertools' Logger is kept for structured JSON logs
-correlated with the request id.
+``aws_lambda_powertools.event_handler`` alone adds about a quarter to the cold import of psycopg
+(measured in docs/handler.md), more than the whole target allows. Powertools' Logger writes the
+structured JSON logs (``handler.logs``), loaded when a first line is logged.
 """
 
 from __future__ import annotations
@@ -16,18 +16,12 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
-
-from handler import users, validation
+from handler import logs, users, validation
 from handler.config import ConfigError, settings
 from handler.db import Database
 from handler.errors import MethodNotAllowed, NotFound, ServiceUnavailable, to_api_error
-
-logger = Logger(service="users-api")
 
 _database: Database | None = None
 
@@ -52,12 +46,17 @@ def reset() -> None:
 # ---------------------------------------------------------------- requests and responses
 
 
-@dataclass
 class Request:
-    event: dict[str, Any]
-    method: str
-    path: str
-    path_params: dict[str, str]
+    """One API Gateway event, with the parts routing found (a plain class: cheaper to define than a
+    dataclass, which counts at cold start)."""
+
+    __slots__ = ("event", "method", "path", "path_params")
+
+    def __init__(self, event: dict[str, Any], method: str, path: str, path_params: dict[str, str]) -> None:
+        self.event = event
+        self.method = method
+        self.path = path
+        self.path_params = path_params
 
     def query(self, name: str) -> list[str] | None:
         multi = self.event.get("multiValueQueryStringParameters") or {}
@@ -76,11 +75,13 @@ class Request:
         return context.get("path") or self.path
 
 
-@dataclass
 class Response:
-    status: int
-    body: Any = None
-    headers: dict[str, str] | None = None
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
 
 
 Route = Callable[[Request], Response]
@@ -96,7 +97,7 @@ def health(_: Request) -> Response:
         database().run(users.ping, idempotent=True)
     except Exception as exc:
         error = to_api_error(exc)
-        logger.warning("health check: database unavailable", extra={"reason": error.message})
+        logs.warning("health check: database unavailable", reason=error.message)
         retry_after = error.headers.get("Retry-After", "5")
         body = {"status": "unavailable", "region": region, "database": {"ok": False, "latency_ms": None}}
         return Response(503, body, {"Retry-After": retry_after})
@@ -110,8 +111,9 @@ def list_users(request: Request) -> Response:
     limit = validation.page_limit(request.query("limit"))
     after = validation.decode_cursor(request.query("cursor"))
     page, more = database().run(lambda conn: users.list_users(conn, limit, after), idempotent=True)
-    next_cursor = validation.encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
-    return Response(200, {"items": [user.to_json() for user in page], "next_cursor": next_cursor})
+    last = page[-1] if more and page else None
+    next_cursor = validation.encode_cursor(last["created_at"], last["id"]) if last else None
+    return Response(200, {"items": page, "next_cursor": next_cursor})
 
 
 def get_user(request: Request) -> Response:
@@ -119,14 +121,14 @@ def get_user(request: Request) -> Response:
     user = database().run(lambda conn: users.get_user(conn, user_id), idempotent=True)
     if user is None:
         raise NotFound("no user with this id")
-    return Response(200, user.to_json())
+    return Response(200, user)
 
 
 def create_user(request: Request) -> Response:
     new = validation.new_user(request.json())
     user = database().run(lambda conn: users.create_user(conn, new.name, new.email), idempotent=False)
-    location = f"{request.base_path.rstrip('/')}/{user.id}"
-    return Response(201, user.to_json(), {"Location": location})
+    location = f"{request.base_path.rstrip('/')}/{user['id']}"
+    return Response(201, user, {"Location": location})
 
 
 def update_user(request: Request) -> Response:
@@ -137,7 +139,7 @@ def update_user(request: Request) -> Response:
     )
     if user is None:
         raise NotFound("no user with this id")
-    return Response(200, user.to_json())
+    return Response(200, user)
 
 
 def delete_user(request: Request) -> Response:
@@ -188,9 +190,9 @@ def _error_response(exc: BaseException) -> Response:
     """The one place an exception becomes an HTTP status and a JSON error body."""
     error = to_api_error(exc)
     if error.status >= 500 and not isinstance(error, ServiceUnavailable):
-        logger.exception("unhandled error")
+        logs.exception("unhandled error", error_type=type(exc).__name__)
     elif isinstance(error, ServiceUnavailable):
-        logger.warning("database unavailable", extra={"reason": str(exc.__cause__ or exc)[:200]})
+        logs.warning("database unavailable", reason=str(exc.__cause__ or exc)[:200])
     return Response(error.status, error.body(), dict(error.headers))
 
 
@@ -230,18 +232,30 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     )
     if response.body is None:
         del headers["Content-Type"]
-    logger.info(
-        "request",
-        extra={
-            "method": method,
-            "path": path,
-            "status": response.status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
+    # Per-request line at DEBUG only: formatting it costs about as much as the rest of the handler
+    # (docs/handler.md), and API Gateway's access log already records every request.
+    if logs.debug_enabled:
+        logs.debug(
+            "request",
+            method=method,
+            path=path,
+            status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
     return {"statusCode": response.status, "headers": headers, "body": body, "isBase64Encoded": False}
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+_cold_start = True
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point: bind the invocation's ids for any line it logs, then handle the event."""
+    global _cold_start
+    request_context = event.get("requestContext") or {}
+    logs.bind(
+        function_request_id=getattr(context, "aws_request_id", None),
+        correlation_id=request_context.get("requestId"),
+        cold_start=_cold_start,
+    )
+    _cold_start = False
     return handle(event)

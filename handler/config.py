@@ -8,8 +8,8 @@ everything else runs the same code.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
 
@@ -18,8 +18,7 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     region: str
     """The region this function serves, reported by /health (Lambda's ``AWS_REGION``)."""
     dsql_endpoint: str | None

@@ -19,7 +19,6 @@ When is a retry safe?
 from __future__ import annotations
 
 import contextlib
-import logging
 import random
 import select
 import time
@@ -31,15 +30,15 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import ConnStatus
 
+from handler import logs
 from handler.config import Settings
 from handler.errors import DatabaseUnavailable, is_occ_conflict
+from handler.users import use_api_representation
 
 T = TypeVar("T")
 OCC_RETRIES = 4
 OCC_BASE_DELAY_S = 0.005
 OCC_MAX_DELAY_S = 0.2
-
-log = logging.getLogger(__name__)
 
 
 class Database:
@@ -60,15 +59,6 @@ class Database:
             conn = psycopg.connect(s.database_url, autocommit=True, connect_timeout=s.connect_timeout_s)
         else:
             conn = _connect_dsql(s)
-        # Once per connection, not per request. DSQL acceptance of this SET is unverified: a refusal is
-        # logged and the connection kept (DSQL still ends any transaction after 5 minutes).
-        try:
-            conn.execute(f"SET statement_timeout = {int(s.statement_timeout_ms)}")
-        except psycopg.OperationalError:
-            conn.close()
-            raise
-        except psycopg.Error as exc:
-            log.warning("statement_timeout not set: %s", exc.sqlstate)
         return conn
 
     def connection(self) -> psycopg.Connection:
@@ -82,12 +72,30 @@ class Database:
         if conn is None:
             try:
                 conn = self._connect()
+                self._prepare(conn)
             except psycopg.OperationalError as exc:
                 raise DatabaseUnavailable(f"cannot connect: {_reason(exc)}") from exc
             self._conn = conn
             self._born = time.monotonic()
             self.connects += 1
         return conn
+
+    def _prepare(self, conn: psycopg.Connection) -> None:
+        """Session settings, once per connection and never per request.
+
+        Whether DSQL accepts each SET is unverified: a refusal is logged and the connection kept (DSQL
+        ends any transaction after 5 minutes anyway, and users.py converts timestamps to UTC itself
+        when the session is not in UTC).
+        """
+        for setting in (f"statement_timeout = {int(self.settings.statement_timeout_ms)}", "TimeZone = 'UTC'"):
+            try:
+                conn.execute(f"SET {setting}")
+            except psycopg.OperationalError:
+                conn.close()
+                raise
+            except psycopg.Error as exc:
+                logs.warning("session setting refused", setting=setting.split()[0], sqlstate=exc.sqlstate)
+        use_api_representation(conn)
 
     def discard(self) -> None:
         conn, self._conn = self._conn, None
@@ -116,7 +124,7 @@ class Database:
                     raise
                 self.discard()
                 if idempotent and not reconnected:
-                    log.warning("connection broken (%s); retrying once on a new connection", _reason(exc))
+                    logs.warning("connection broken; retrying once on a new connection", reason=_reason(exc))
                     reconnected = True
                     continue
                 raise DatabaseUnavailable(f"connection lost: {_reason(exc)}") from exc

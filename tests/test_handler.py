@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from handler import app, db, users
+from handler import app, db, logs, users
 from local.events import LambdaContext, api_gateway_event
 
 ORIGIN = "https://app.example.com"
@@ -649,7 +649,18 @@ def test_statement_timeout_is_503_not_a_hang(
     assert api("PATCH", f"/users/{user['id']}", {"name": "Free"}).status == 200
 
 
-def test_logs_are_json_with_the_request_id_and_no_body(api: Call) -> None:
+def _logged(event: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
+    handler = logs.logger().registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        app.lambda_handler(event, LambdaContext(aws_request_id=request_id))
+    finally:
+        handler.setStream(previous)
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def test_request_log_at_debug_is_json_with_both_request_ids_and_no_secrets(api: Call) -> None:
     event = api_gateway_event(
         "POST",
         "/users",
@@ -657,14 +668,14 @@ def test_logs_are_json_with_the_request_id_and_no_body(api: Call) -> None:
         body='{"name": "Logged", "email": "logged@example.com"}',
         request_id="req-abc-123",
     )
-    handler = app.logger.registered_handler
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
+    level = logs.logger().log_level
+    logs.logger().setLevel("DEBUG")
+    logs.debug_enabled = True
     try:
-        app.lambda_handler(event, LambdaContext(aws_request_id="lambda-req-9"))
+        lines = _logged(event, "lambda-req-9")
     finally:
-        handler.setStream(previous)
-    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+        logs.logger().setLevel(level)
+        logs.debug_enabled = False
     request_log = next(line for line in lines if line["message"] == "request")
     assert request_log["correlation_id"] == "req-abc-123"
     assert request_log["function_request_id"] == "lambda-req-9"
@@ -672,6 +683,22 @@ def test_logs_are_json_with_the_request_id_and_no_body(api: Call) -> None:
     text = json.dumps(lines)
     assert "secret-token-123" not in text
     assert "logged@example.com" not in text
+
+
+def test_warnings_carry_the_request_ids_at_the_default_level(
+    api: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://users_api:hunter2@127.0.0.1:1/postgres")
+    app.reset()
+    lines = _logged(api_gateway_event("GET", "/users", request_id="req-down-1"), "lambda-req-down")
+    assert lines, "a 503 must be logged"
+    assert all(line["level"] == "WARNING" for line in lines)
+    assert {line["correlation_id"] for line in lines} == {"req-down-1"}
+    assert {line["function_request_id"] for line in lines} == {"lambda-req-down"}
+    assert "hunter2" not in json.dumps(lines)
+    # The next invocation does not inherit the previous one's ids.
+    lines = _logged(api_gateway_event("GET", "/users", request_id="req-down-2"), "lambda-req-2")
+    assert {line["correlation_id"] for line in lines} == {"req-down-2"}
 
 
 def test_every_statement_passes_dsql_lint(tmp_path: Any) -> None:
