@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,7 +56,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _invoke(self) -> None:
         started = time.perf_counter()
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._send(400, {"Content-Type": "application/json"}, b'{"message":"Bad Request"}')
+            self._log(400, started)
+            return
         if length > API_GATEWAY_MAX_PAYLOAD:
             self._send(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
             self._log(413, started)
@@ -72,7 +80,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             request_id=context.aws_request_id,
             source_ip=self.client_address[0],
         )
-        result = self.server.lambda_handler(event, context)
+        try:
+            result = self.server.lambda_handler(event, context)
+        except Exception:
+            # What API Gateway answers when the function itself fails; the traceback goes to the log.
+            traceback.print_exc()
+            self._send(502, {"Content-Type": "application/json"}, b'{"message":"Internal server error"}')
+            self._log(502, started)
+            return
         payload = (result.get("body") or "").encode("utf-8")
         self._send(int(result["statusCode"]), result.get("headers") or {}, payload)
         self._log(int(result["statusCode"]), started)

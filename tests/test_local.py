@@ -47,7 +47,7 @@ def request(
     url: str, method: str, path: str, body: Any = None, *, raw: bytes | None = None, headers=None
 ) -> Reply:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     try:
         payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         all_headers = {"Content-Type": "application/json"} if payload is not None else {}
