@@ -171,6 +171,7 @@ def test_fuzzer_finds_no_5xx_and_no_response_outside_the_document(
         "--request-timeout",
         "10",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    # Run in tmp_path: schemathesis keeps a .schemathesis/ folder of state in its working directory.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout
