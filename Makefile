@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt handler/requirements.txt
 dev: $(STAMP)
 	$(PY) -m local
 
-test: lint $(STAMP)
+test: lint typecheck $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -138,16 +139,18 @@ def apply_migrations(
     ensure_tracking_table(conn)
     applied = applied_checksums(conn)
     pending = check_history(migrations, applied)
-    for migration in pending:
+    # Split every pending file first: a malformed file is reported before anything is applied.
+    plan = [(migration, migration.statements()) for migration in pending]
+    for migration, statements in plan:
         log(f"applying {migration.name}")
-        for statement in migration.statements():
+        for statement in statements:
             run_statement(conn, migration.name, statement, dialect, log)
-        _with_occ_retry(
-            lambda m=migration: conn.execute(
-                f"INSERT INTO {TRACKING_TABLE} (name, checksum) VALUES (%s, %s)", (m.name, m.checksum)
-            ),
-            f"recording {migration.name}",
+        record = partial(
+            conn.execute,
+            f"INSERT INTO {TRACKING_TABLE} (name, checksum) VALUES (%s, %s)",
+            (migration.name, migration.checksum),
         )
+        _with_occ_retry(record, f"recording {migration.name}")
         log(f"applied {migration.name}")
     if not pending:
         log("schema is up to date")

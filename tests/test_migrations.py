@@ -136,6 +136,8 @@ def test_unterminated_string_is_reported_before_anything_runs(
     )
     with pytest.raises(MigrationError, match=r"0004_quote.sql:2: .*unterminated string"):
         migrate(database_url, migrations_copy)
+    with psycopg.connect(database_url) as conn:  # not even the valid earlier files were applied
+        assert conn.execute("SELECT to_regclass('users')").fetchone() == (None,)
 
 
 @pytest.mark.parametrize(
