@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint format typecheck clean
+.PHONY: dev test lint format typecheck layer clean
+STACK ?= prod
 
 $(STAMP): requirements.txt requirements-dev.txt handler/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,10 @@ format: $(STAMP)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy .
+
+# The stack's Lambda layer zip (under build/, not in Pulumi's state): run before a preview on a fresh checkout.
+layer: $(STAMP)
+	$(PY) scripts/build_stack_layer.py --stack $(STACK)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

@@ -269,3 +269,20 @@ def test_handler_serves_a_request_from_the_artifact_layout(
         assert outcome[module].startswith(str(opt / "python")), outcome[module]
     assert outcome["impl"] == "binary"  # the wheel's compiled libpq binding, not pure Python
     assert outcome["token_signed"]
+
+
+def test_stack_layer_script_writes_where_the_program_reads() -> None:
+    """`make layer` (run before a preview on a fresh checkout) targets the program's own zip path."""
+    from components.config import parse_config
+    from components.lambda_artifact import layer_zip_path
+    from scripts.build_stack_layer import stack_layer_path
+    from tests.pulumi_harness import stack_config
+
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in stack_config("prod").items()}
+    config = parse_config(raw)
+    assert stack_layer_path("prod") == (
+        config.lambda_architecture,
+        config.lambda_runtime,
+        layer_zip_path(config.lambda_architecture, config.lambda_runtime),
+    )
+    assert stack_layer_path("my-org/prod") == stack_layer_path("prod")
