@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -35,12 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
 from local.events import LambdaContext, api_gateway_event  # noqa: E402
-from local.postgres import LocalPostgres  # noqa: E402
-from migrations.runner import Dialect, apply_migrations, load_migrations  # noqa: E402
+from local.postgres import LocalPostgres, scratch_database  # noqa: E402
 
 
 def machine() -> str:
@@ -237,15 +234,8 @@ def main() -> int:
     server = None if server_url else LocalPostgres().start()
     try:
         admin_url = server_url or server.url  # type: ignore[union-attr]
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        db_url = make_conninfo(admin_url, dbname=name)
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            apply_migrations(conn, load_migrations(), Dialect.POSTGRES, log=lambda _: None)
-        trips, latency = run_in_process(make_conninfo(db_url, user="users_api"), args.iterations)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        with scratch_database(admin_url, "bench", migrated=True) as db_url:
+            trips, latency = run_in_process(make_conninfo(db_url, user="users_api"), args.iterations)
     finally:
         if server is not None:
             server.stop()

@@ -8,16 +8,11 @@ neither is possible: the error says how to install PostgreSQL.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from local.postgres import LocalPostgres
-from migrations.runner import Dialect, apply_migrations, load_migrations
+from local.postgres import LocalPostgres, scratch_database
 
 
 @pytest.fixture(scope="session")
@@ -34,17 +29,19 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def database_url(postgres_url: str) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_conninfo(postgres_url, dbname=name)
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(postgres_url, "test") as url:
+        yield url
 
 
 @pytest.fixture
-def migrated_database_url(database_url: str) -> str:
+def migrated_database_url(postgres_url: str) -> Iterator[str]:
     """A fresh database with the project's migrations applied by the real runner."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        apply_migrations(conn, load_migrations(), Dialect.POSTGRES, log=lambda _: None)
-    return database_url
+    with scratch_database(postgres_url, "test", migrated=True) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_migrated_database_url(postgres_url: str) -> Iterator[str]:
+    """A migrated database shared by one test module (for servers started once per module)."""
+    with scratch_database(postgres_url, "test_module", migrated=True) as url:
+        yield url

@@ -1,4 +1,4 @@
-"""Both dynamic providers survive Pulumi's serialization and work in a fresh interpreter.
+"""The dynamic providers survive Pulumi's serialization and work in a fresh interpreter.
 
 The engine pickles the provider with dill into the state and later loads it in a separate process (the
 dynamic-provider host) whose working directory is the project root. dill pickles these classes by
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
+from components.dynamic.iam_grant import IamGrantProvider
 from components.dynamic.migration import SchemaMigrationProvider, migration_inputs
 from components.dynamic.peering import ClusterPeeringProvider
 from migrations.runner import Migration, load_migrations
@@ -36,6 +37,12 @@ PEERING = {
 }
 FILES = migration_inputs(load_migrations())
 SCHEMA = {"endpoint": f"{IDS[0]}.dsql.us-east-1.on.aws", "region": "us-east-1", "migrations": FILES}
+GRANT = {
+    "role_arn": f"arn:aws:iam::{ACCOUNT}:role/users-api-us-east-1-function-role",
+    "db_role": "users_api",
+    "endpoint": SCHEMA["endpoint"],
+    "region": "us-east-1",
+}
 
 # Runs in the fresh interpreter: load the provider exactly as the engine does, call check and diff.
 LOADER = """
@@ -117,7 +124,23 @@ def test_the_migration_provider_loads_and_runs_check_and_diff_in_a_fresh_process
     assert "was edited after it was applied" in result["diffs"][2]["error"]
 
 
-@pytest.mark.parametrize("provider", [ClusterPeeringProvider(), SchemaMigrationProvider()])
+def test_the_iam_grant_provider_loads_and_runs_check_and_diff_in_a_fresh_process() -> None:
+    other_role = {**GRANT, "role_arn": f"arn:aws:iam::{ACCOUNT}:role/another-role"}
+    result = loaded(
+        IamGrantProvider(), {**GRANT, "role_arn": "not-an-arn"}, [[GRANT, GRANT], [GRANT, other_role]]
+    )
+
+    assert result["class"] == "components.dynamic.iam_grant.IamGrantProvider"
+    assert result["failures"]
+    assert result["diffs"] == [
+        {"changes": False, "replaces": []},
+        {"changes": True, "replaces": ["role_arn"]},
+    ]
+
+
+@pytest.mark.parametrize(
+    "provider", [ClusterPeeringProvider(), SchemaMigrationProvider(), IamGrantProvider()]
+)
 def test_the_serialized_provider_holds_no_secret_or_client(provider) -> None:
     blob = base64.b64decode(serialize_provider(provider))
     assert len(blob) < 2000  # a reference to the class, not a pickled client, session or connection

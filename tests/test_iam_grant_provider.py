@@ -8,16 +8,11 @@ else (what the provider sends, in which order, whether it closes the connection)
 
 from __future__ import annotations
 
-import base64
 import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.dynamic.dynamic import serialize_provider
 
 from components.dynamic import dsql_admin
 from components.dynamic.iam_grant import UNKNOWN, IamGrantProvider, check_inputs
@@ -191,32 +186,3 @@ def test_diff_replaces_when_the_pair_or_the_cluster_changes(key: str, value: str
 
 def test_provider_keeps_nothing_on_self() -> None:
     assert vars(IamGrantProvider()) == {}
-
-
-def test_provider_survives_serialization_into_a_fresh_interpreter() -> None:
-    serialized = serialize_provider(IamGrantProvider())
-    script = textwrap.dedent(
-        """
-        import base64, sys, dill
-        provider = dill.loads(base64.b64decode(sys.stdin.read()))
-        print(type(provider).__module__, type(provider).__name__)
-        print(provider.diff("id", {"role_arn": "a"}, {"role_arn": "b"}).replaces)
-        print(provider.check({}, {"role_arn": "x"}).failures[0].property)
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        input=serialized,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines() == [
-        "components.dynamic.iam_grant IamGrantProvider",
-        "['role_arn']",
-        "role_arn",
-    ]
-    assert base64.b64decode(serialized)  # it is the base64 the engine stores

@@ -25,12 +25,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from local.__main__ import SAMPLE_USERS, load_sample_users
 from local.launcher import LocalApp, LocalAppError, start_local_app
-from migrations.runner import Dialect, apply_migrations, load_migrations
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EAST_1, EAST_2 = "us-east-1", "us-east-2"
@@ -65,22 +63,9 @@ def request(
 
 
 @pytest.fixture(scope="module")
-def module_database(postgres_url: str) -> Iterator[str]:
-    name = f"test_local_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(postgres_url, dbname=name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        apply_migrations(conn, load_migrations(), Dialect.POSTGRES, log=lambda _: None)
-    yield url
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture(scope="module")
-def regions(module_database: str) -> Iterator[LocalApp]:
+def regions(module_migrated_database_url: str) -> Iterator[LocalApp]:
     with start_local_app(
-        make_conninfo(module_database, user="users_api"),
+        make_conninfo(module_migrated_database_url, user="users_api"),
         [(EAST_1, 0), (EAST_2, 0)],
         containers=3,
         env={"CORS_ALLOW_ORIGINS": "https://app.example.com"},
@@ -272,13 +257,13 @@ def test_launcher_reports_a_database_it_cannot_reach(unused_port: int) -> None:
         )
 
 
-def test_launcher_refuses_a_port_in_use(module_database: str) -> None:
+def test_launcher_refuses_a_port_in_use(module_migrated_database_url: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(LocalAppError, match="cannot listen"):
-            start_local_app(module_database, [("busy-1", port)])
+            start_local_app(module_migrated_database_url, [("busy-1", port)])
 
 
 @pytest.fixture

@@ -112,28 +112,11 @@ def test_email_pattern_agrees_with_the_handler(spec: dict[str, Any], value: str)
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(postgres_url: str) -> Iterator[LocalApp]:
-    import uuid
-
-    import psycopg
-    from psycopg import sql
-
-    from migrations.runner import Dialect, apply_migrations, load_migrations
-
-    name = f"test_fuzz_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(postgres_url, dbname=name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        apply_migrations(conn, load_migrations(), Dialect.POSTGRES, log=lambda _: None)
-    try:
-        with start_local_app(
-            make_conninfo(url, user="users_api"), [("us-east-1", 0), ("us-east-2", 0)]
-        ) as local:
-            yield local
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def fuzz_target(module_migrated_database_url: str) -> Iterator[LocalApp]:
+    with start_local_app(
+        make_conninfo(module_migrated_database_url, user="users_api"), [("us-east-1", 0), ("us-east-2", 0)]
+    ) as local:
+        yield local
 
 
 # A cursor is opaque: any string the pattern allows is schema-valid, yet only the server's own
