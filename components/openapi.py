@@ -6,6 +6,10 @@ requests are validated by API Gateway before they reach the function (parameters
 where the operation declares one), and API Gateway's own error responses (validation failures, unknown
 routes, throttling) are JSON shaped like the handler's errors. The document stays the single source of
 truth for the routes: adding an operation to ``handler/openapi.yaml`` adds it to the API.
+
+Every path also gets an OPTIONS operation proxied to the function, which answers CORS preflights with
+the configured origins: a REST API answers OPTIONS only where an integration exists, and the document
+leaves the implicit method out.
 """
 
 from __future__ import annotations
@@ -86,6 +90,12 @@ def _gateway_responses() -> dict[str, Any]:
     return responses
 
 
+PREFLIGHT = {
+    "summary": "CORS preflight, answered by the function with the configured origins",
+    "responses": {"204": {"description": "The methods and headers the path allows"}},
+}
+
+
 def api_gateway_body(document: dict[str, Any], invoke_arn: str) -> dict[str, Any]:
     """A copy of ``document`` with the API Gateway extensions that proxy it to ``invoke_arn``."""
     if not invoke_arn.startswith("arn:") or "/functions/" not in invoke_arn:
@@ -95,6 +105,8 @@ def api_gateway_body(document: dict[str, Any], invoke_arn: str) -> dict[str, Any
     body = copy.deepcopy(document)
     if not operations(body):
         raise OpenApiError("the document has no operations; the API would have no routes")
+    for item in body["paths"].values():
+        item.setdefault("options", copy.deepcopy(PREFLIGHT))
     for _method, _path, operation in operations(body):
         operation["x-amazon-apigateway-integration"] = {
             "type": "aws_proxy",

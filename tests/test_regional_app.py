@@ -229,7 +229,8 @@ def test_api_routes_match_the_openapi_document(run: ProgramRun, region: str) -> 
     api = _child(run, region, "api")
     assert api.inputs["endpointConfiguration"]["types"] == "REGIONAL"
     body = json.loads(api.inputs["body"])
-    assert routes(body) == routes(load_document())
+    preflights = {("OPTIONS", path) for path in load_document()["paths"]}
+    assert routes(body) == routes(load_document()) | preflights
     invoke_arn = _child(run, region, "function").outputs["invokeArn"]
     assert f":{region}:" in invoke_arn
     for item in body["paths"].values():
@@ -377,6 +378,8 @@ def test_openapi_body_is_pure_and_deterministic() -> None:
     }
     assert operations[("POST", "/users")]["x-amazon-apigateway-request-validator"] == "body-and-params"
     assert operations[("GET", "/users")]["x-amazon-apigateway-request-validator"] == "params-only"
+    # CORS preflights reach the function, which knows the allowed origins
+    assert operations[("OPTIONS", "/users/{id}")]["x-amazon-apigateway-integration"]["uri"] == INVOKE_ARN
     validators = body["x-amazon-apigateway-request-validators"]
     assert validators["body-and-params"] == {"validateRequestBody": True, "validateRequestParameters": True}
 
