@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.config import PROJECT
 from components.dynamic.peering import ClusterPeering
 
 
@@ -70,7 +71,7 @@ class DsqlMultiRegionCluster(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DsqlMultiRegionClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("dsqlusersapi:database:DsqlMultiRegionCluster", name, None, opts)
+        super().__init__(f"{PROJECT}:database:DsqlMultiRegionCluster", name, None, opts)
         if args.primary_region == args.secondary_region:
             raise ValueError(f"{name}: the two clusters must be in different regions")
         if args.witness_region in (args.primary_region, args.secondary_region):

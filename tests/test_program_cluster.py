@@ -181,3 +181,19 @@ def test_the_component_refuses_a_witness_in_an_application_region() -> None:
 
     with pytest.raises(ValueError, match="witness region must differ"):
         run_program(program=program)
+
+
+def test_every_component_type_token_uses_the_project_package() -> None:
+    """STYLE: one package name for the whole project, so URNs read as one product."""
+    run = run_program()
+    components = [
+        r for r in run.resources if not r.typ.startswith(("aws:", "pulumi:", "command:", "pulumi-python:"))
+    ]
+    assert {r.typ.split(":")[0] for r in components} == {"dsql-users-api"}
+    assert {r.typ.split(":")[2] for r in components} >= {
+        "DsqlMultiRegionCluster",
+        "RegionalApp",
+        "LambdaArtifacts",
+        "GlobalRouting",
+        "Monitoring",
+    }
