@@ -110,7 +110,7 @@ def test_update_applies_only_an_added_file(local_cluster) -> None:
 def test_delete_never_drops_anything_and_is_safe_twice(local_cluster, monkeypatch) -> None:
     outs = SchemaMigrationProvider().create(props_of(local_cluster)).outs
     logged: list[str] = []
-    monkeypatch.setattr(migration, "_log", logged.append)
+    monkeypatch.setattr(migration, "log_progress", logged.append)
 
     SchemaMigrationProvider().delete("id", outs)
     SchemaMigrationProvider().delete("id", outs)

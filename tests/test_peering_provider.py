@@ -36,7 +36,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def logs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     messages: list[str] = []
-    monkeypatch.setattr(peering, "_log", messages.append)
+    monkeypatch.setattr(peering, "log_progress", messages.append)
     return messages
 
 

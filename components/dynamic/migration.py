@@ -24,13 +24,13 @@ module, so nothing a test changes here reaches the deployed state.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import pulumi
 import pulumi.dynamic
 
 from components.dynamic.dsql_admin import admin_connection
+from components.dynamic.engine import is_unknown, log_progress
 from migrations.runner import Dialect, Migration, MigrationError, apply_migrations
 
 DIALECT = Dialect.DSQL
@@ -38,18 +38,6 @@ DIALECT = Dialect.DSQL
 
 def _connect(endpoint: str, region: str):
     return admin_connection(endpoint, region)
-
-
-def _log(message: str) -> None:
-    """Progress for the Pulumi CLI; under a direct call (tests) there may be no engine to talk to."""
-    with contextlib.suppress(Exception):  # logging must never fail a deployment
-        pulumi.log.info(message)
-
-
-def _unknown(value: Any) -> bool:
-    from pulumi.runtime import rpc
-
-    return value is None or value == rpc.UNKNOWN
 
 
 def migration_inputs(migrations: list[Migration]) -> list[dict[str, str]]:
@@ -96,10 +84,10 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
         failures: list[pulumi.dynamic.CheckFailure] = []
         for key in ("endpoint", "region"):
             value = news.get(key)
-            if value is None or (not _unknown(value) and not str(value).strip()):
+            if value is None or (not is_unknown(value) and not str(value).strip()):
                 failures.append(pulumi.dynamic.CheckFailure(key, f"{key} is required"))
         files = news.get("migrations")
-        if _unknown(files):
+        if is_unknown(files):
             return pulumi.dynamic.CheckResult(news, failures)
         if not isinstance(files, list) or not files:
             failures.append(
@@ -126,7 +114,7 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
             failures.append(
                 pulumi.dynamic.CheckFailure("migrations", "migrations must be unique and in name order")
             )
-        if not failures and olds.get("migrations") and not _unknown(olds.get("migrations")):
+        if not failures and olds.get("migrations") and not is_unknown(olds.get("migrations")):
             failures += [
                 pulumi.dynamic.CheckFailure("migrations", problem)
                 for problem in history_problems(olds["migrations"], files)
@@ -138,7 +126,7 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
         if replaces:
             return pulumi.dynamic.DiffResult(changes=True, replaces=replaces)
         old_files, new_files = olds.get("migrations") or [], news.get("migrations")
-        if _unknown(new_files) or not isinstance(new_files, list):
+        if is_unknown(new_files) or not isinstance(new_files, list):
             return pulumi.dynamic.DiffResult(changes=True, replaces=[])
         problems = history_problems(old_files, new_files)
         if problems:
@@ -154,7 +142,7 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.UpdateResult(self._apply(news))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        _log(
+        log_progress(
             f"schema migrations resource for {props.get('endpoint')} removed from the stack; nothing "
             "was dropped: the tables and data stay until the clusters themselves are deleted"
         )
@@ -163,9 +151,11 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
     def _apply(props: dict[str, Any]) -> dict[str, Any]:
         migrations = _migrations(props)
         endpoint, region = props["endpoint"], props["region"]
-        _log(f"connecting to {endpoint} ({region}) as admin to apply {len(migrations)} migration file(s)")
+        log_progress(
+            f"connecting to {endpoint} ({region}) as admin to apply {len(migrations)} migration file(s)"
+        )
         with _connect(endpoint, region) as conn:
-            applied_now = apply_migrations(conn, migrations, DIALECT, log=_log)
+            applied_now = apply_migrations(conn, migrations, DIALECT, log=log_progress)
         return {
             **props,
             "applied_now": applied_now,

@@ -28,13 +28,14 @@ Inputs are plain values; boto3 clients are built inside each method from the amb
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from typing import Any
 
 import pulumi
 import pulumi.dynamic
+
+from components.dynamic.engine import is_unknown, log_progress
 
 DEFAULT_TIMEOUT_SECONDS = 1800
 DEFAULT_POLL_SECONDS = 10.0  # the AWS samples poll multi-region clusters every 10 s
@@ -66,19 +67,6 @@ class PeeringError(RuntimeError):
     """The pair could not be peered, or cannot be deleted yet; the message names clusters and states."""
 
 
-def _log(message: str) -> None:
-    """Progress for the Pulumi CLI; under a direct call (tests) there may be no engine to talk to."""
-    with contextlib.suppress(Exception):  # logging must never fail a deployment
-        pulumi.log.info(message)
-
-
-def _unknown(value: Any) -> bool:
-    """True for a value Pulumi does not know yet (preview of a new cluster)."""
-    from pulumi.runtime import rpc
-
-    return value is None or value == rpc.UNKNOWN
-
-
 def _client(region: str):
     import boto3
 
@@ -105,7 +93,7 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
         arns: dict[str, re.Match[str]] = {}
         for side in SIDES:
             arn, region, identifier = (inputs.get(f"{side}_{p}") for p in ("arn", "region", "identifier"))
-            if _unknown(arn):
+            if is_unknown(arn):
                 continue
             match = CLUSTER_ARN.match(str(arn))
             if not match:
@@ -116,20 +104,20 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
                 )
                 continue
             arns[side] = match
-            if not _unknown(region) and match["region"] != region:
+            if not is_unknown(region) and match["region"] != region:
                 fail(f"{side}_region", f"{side}_region is {region!r} but {side}_arn is in {match['region']}")
-            if not _unknown(identifier) and match["identifier"] != identifier:
+            if not is_unknown(identifier) and match["identifier"] != identifier:
                 fail(
                     f"{side}_identifier",
                     f"{side}_identifier is {identifier!r} but {side}_arn names {match['identifier']}",
                 )
         regions = [inputs.get(f"{side}_region") for side in SIDES]
-        if not any(_unknown(r) for r in regions) and regions[0] == regions[1]:
+        if not any(is_unknown(r) for r in regions) and regions[0] == regions[1]:
             fail("secondary_region", f"both clusters are in {regions[0]}; a pair needs two regions")
         witness = inputs.get("witness_region")
-        if witness is None or (not _unknown(witness) and not str(witness).strip()):
+        if witness is None or (not is_unknown(witness) and not str(witness).strip()):
             fail("witness_region", "witness_region is required (a third region, e.g. us-west-2)")
-        elif not _unknown(witness) and witness in regions:
+        elif not is_unknown(witness) and witness in regions:
             fail(
                 "witness_region",
                 f"witness_region {witness} is also a cluster region; the witness must be a third region",
@@ -144,7 +132,7 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
             ("poll_interval_seconds", 0, 600),
         ):
             value = inputs.get(key)
-            if _unknown(value):
+            if is_unknown(value):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
                 fail(key, f"{key} must be a number of seconds above {low} and at most {high}, not {value!r}")
@@ -171,7 +159,7 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
             float(props.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS),
             float(props.get("poll_interval_seconds") or DEFAULT_POLL_SECONDS),
         )
-        _log(f"DSQL clusters {sides[0]['identifier']} and {sides[1]['identifier']} are peered")
+        log_progress(f"DSQL clusters {sides[0]['identifier']} and {sides[1]['identifier']} are peered")
         peering_id = f"{sides[0]['identifier']}+{sides[1]['identifier']}"
         return pulumi.dynamic.CreateResult(peering_id, {**props, **_outputs(states)})
 
@@ -195,7 +183,7 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
                 "`pulumi config set deletionProtection false`, `pulumi up` (turns it off on both "
                 "clusters), then `pulumi destroy`."
             )
-        _log(
+        log_progress(
             "peering resource removed; the clusters are not unpeered here: deleting the native "
             "clusters deletes the pair (the first waits in PENDING_DELETE until its peer is deleted)"
         )
@@ -234,9 +222,9 @@ def _peer_one_side(side: dict[str, str], peer: dict[str, str], witness: str) -> 
             "is created, so the cluster must be created again with the witness region"
         )
     if peer["arn"] in (properties.get("clusters") or []):
-        _log(f"DSQL cluster {side['identifier']} already names {peer['identifier']} as its peer")
+        log_progress(f"DSQL cluster {side['identifier']} already names {peer['identifier']} as its peer")
         return
-    _log(f"peering DSQL cluster {side['identifier']} ({side['region']}) with {peer['identifier']}")
+    log_progress(f"peering DSQL cluster {side['identifier']} ({side['region']}) with {peer['identifier']}")
     _client(side["region"]).update_cluster(
         identifier=side["identifier"],
         multiRegionProperties={"witnessRegion": witness, "clusters": [peer["arn"]]},
@@ -268,7 +256,7 @@ def _wait_until_ready(sides: list[dict[str, str]], witness: str, timeout: float,
         if peered and all(c["status"] in READY for c in alive):
             return [c["status"] for c in alive]
         if described != last_report:
-            _log(f"waiting for the DSQL cluster pair: {described}")
+            log_progress(f"waiting for the DSQL cluster pair: {described}")
             last_report = described
         if time.monotonic() >= deadline:
             raise PeeringError(
