@@ -36,8 +36,9 @@ class StackConfig:
     """DSQL witness region: keeps quorum, serves no traffic."""
     deletion_protection: bool = True
     """Deletion protection on both DSQL clusters."""
-    kms_key_arn: str | None = None
-    """Customer managed KMS key for the clusters; None uses an AWS owned key."""
+    kms_key_arns: Mapping[str, str] = field(default_factory=dict)
+    """Customer managed KMS key ARN by application region (KMS keys are regional); empty uses AWS owned
+    keys."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags added to every taggable resource, on top of project and stack."""
     peering_timeout_seconds: int = 1800
@@ -72,6 +73,12 @@ class StackConfig:
     """Consecutive failed checks before a region counts as unhealthy (1-10)."""
     alarm_email: str | None = None
     """E-mail address subscribed to the alarm topic; None subscribes nobody."""
+    aws_profile: str | None = None
+    """Named AWS profile for every AWS call of the deployment (providers and dynamic resources)."""
+    aws_assume_role_arn: str | None = None
+    """IAM role assumed for every AWS call of the deployment, after the profile or ambient credentials."""
+    manage_api_gateway_account: bool = True
+    """Set each region's account-wide API Gateway CloudWatch role (retained when the stack is destroyed)."""
 
     @property
     def app_regions(self) -> tuple[str, str]:
@@ -84,7 +91,8 @@ KEYS: dict[str, str] = {
     "secondaryRegion": "secondary_region",
     "witnessRegion": "witness_region",
     "deletionProtection": "deletion_protection",
-    "kmsKeyArn": "kms_key_arn",
+    "kmsKeyArn": "kms_key_arn",  # replaced by kmsKeyArns; refused with the fix when set
+    "kmsKeyArns": "kms_key_arns",
     "tags": "tags",
     "peeringTimeoutSeconds": "peering_timeout_seconds",
     "lambdaRuntime": "lambda_runtime",
@@ -102,13 +110,24 @@ KEYS: dict[str, str] = {
     "healthCheckIntervalSeconds": "health_check_interval_seconds",
     "healthCheckFailureThreshold": "health_check_failure_threshold",
     "alarmEmail": "alarm_email",
+    "awsProfile": "aws_profile",
+    "awsAssumeRoleArn": "aws_assume_role_arn",
+    "manageApiGatewayAccount": "manage_api_gateway_account",
+}
+# Keys still declared so that an old stack file gets a clear message instead of an unknown-key error.
+RETIRED = {
+    "kmsKeyArn": "kmsKeyArn was replaced by kmsKeyArns, because a KMS key serves only its own region: "
+    "`pulumi config rm kmsKeyArn`, then `pulumi config set --path 'kmsKeyArns[0]' <key ARN in the primary "
+    "region>` and `pulumi config set --path 'kmsKeyArns[1]' <key ARN in the secondary region>`",
 }
 REQUIRED = ("primaryRegion", "secondaryRegion", "witnessRegion")
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)  # fmt: skip
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_PROFILE = re.compile(r"^[A-Za-z0-9_.+@-]{1,128}$")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9_]{1,128}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
@@ -147,6 +166,10 @@ def parse_config(raw: Mapping[str, str], project: str = PROJECT) -> StackConfig:
 
     values: dict[str, object] = {}
     for key, value in raw.items():
+        if key in RETIRED:
+            if str(value).strip():
+                raise ConfigError(f"{project}:{RETIRED[key]}")
+            continue
         values[KEYS[key]] = _PARSERS.get(key, _text)(key, value, project)
     config = StackConfig(**values)  # type: ignore[arg-type]
     _check_relations(config, project)
@@ -176,6 +199,7 @@ def _check_relations(config: StackConfig, project: str) -> None:
             f"{project}:witnessRegion ({config.witness_region}) is also an application region; DSQL "
             "needs the witness in a third region (for example us-west-2 for us-east-1 + us-east-2)"
         )
+    _check_kms_keys(config, project)
     if (config.domain_name is None) != (config.hosted_zone_id is None):
         given, absent = (
             ("domainName", "hostedZoneId") if config.domain_name else ("hostedZoneId", "domainName")
@@ -183,6 +207,24 @@ def _check_relations(config: StackConfig, project: str) -> None:
         raise ConfigError(
             f"{project}:{given} is set but {project}:{absent} is not; global routing needs both "
             "(or neither, to use the two regional URLs only)"
+        )
+
+
+def _check_kms_keys(config: StackConfig, project: str) -> None:
+    """One key per application region or none: each cluster is encrypted with a key of its own region."""
+    keys = config.kms_key_arns
+    for region, arn in keys.items():
+        if region not in config.app_regions:
+            raise ConfigError(
+                f"{project}:kmsKeyArns has {arn}, a key in {region}, but the clusters are in "
+                f"{config.primary_region} and {config.secondary_region}; a KMS key serves only its own "
+                "region: give one key ARN from each application region"
+            )
+    if keys and len(keys) != len(config.app_regions):
+        missing = next(region for region in config.app_regions if region not in keys)
+        raise ConfigError(
+            f"{project}:kmsKeyArns has no key in {missing}; both clusters of the pair are encrypted alike: "
+            f"add a key ARN from {missing}, or remove kmsKeyArns to use AWS owned keys"
         )
 
 
@@ -270,13 +312,32 @@ def _origins(key: str, value: str, project: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _kms_keys(key: str, value: str, project: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for arn in _json_list(key, value, project):
+        match = _KMS_KEY_ARN.match(arn.strip())
+        if not match:
+            raise ConfigError(
+                f"{project}:{key} item {arn!r} is not a KMS key ARN; expected "
+                "arn:aws:kms:<region>:<account>:key/<key id> (or :alias/<name>), one per application region"
+            )
+        region = match["region"]
+        if region in keys:
+            raise ConfigError(
+                f"{project}:{key} has two keys in {region} ({keys[region]} and {arn.strip()}); give exactly "
+                "one key per application region"
+            )
+        keys[region] = arn.strip()
+    return keys
+
+
 def _domain(key: str, value: str, project: str) -> str | None:
     return _matching(_DOMAIN, "api.example.com")(key, value.strip().lower().rstrip("."), project)
 
 
 _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "deletionProtection": _boolean,
-    "kmsKeyArn": _matching(_KMS_KEY_ARN, "arn:aws:kms:us-east-1:123456789012:key/<key id>"),
+    "kmsKeyArns": _kms_keys,
     "tags": _tags,
     "peeringTimeoutSeconds": _integer(60, 7200),
     "lambdaRuntime": _one_of(LAMBDA_RUNTIMES),
@@ -294,18 +355,21 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "healthCheckIntervalSeconds": _integer(10, 30, HEALTH_CHECK_INTERVALS),
     "healthCheckFailureThreshold": _integer(1, 10),
     "alarmEmail": _matching(_EMAIL, "oncall@example.com"),
+    "awsProfile": _matching(_PROFILE, "deploy (a profile name from your AWS config file)"),
+    "awsAssumeRoleArn": _matching(_ROLE_ARN, "arn:aws:iam::123456789012:role/users-api-deployer"),
+    "manageApiGatewayAccount": _boolean,
 }
 
 
 def load_config() -> StackConfig:
-    """Read this project's keys from the running stack's configuration.
+    """Read this project's keys from the running stack's configuration with ``pulumi.Config``.
 
-    The engine hands config to the program in PULUMI_CONFIG; tests set it with set_all_config. Both are
-    read so that a misspelt key is reported instead of silently ignored.
+    Only declared keys are read. A misspelt key never reaches the program: Pulumi refuses a stack whose
+    config holds a project key that Pulumi.yaml does not declare ("not defined by the project
+    configuration"), and tests check every stack file against the declarations with ``parse_config``.
     """
-    from pulumi.runtime.config import CONFIG, get_config_env
+    import pulumi
 
-    prefix = f"{PROJECT}:"
-    everything = {**get_config_env(), **CONFIG.get()}
-    raw = {key[len(prefix) :]: str(value) for key, value in everything.items() if key.startswith(prefix)}
+    config = pulumi.Config(PROJECT)
+    raw = {key: value for key in KEYS if (value := config.get(key)) is not None}
     return parse_config(raw)

@@ -14,6 +14,10 @@ from tests.pulumi_harness import ROOT, stack_config
 PROJECT_FILE = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 SIMPLE_TYPES = {"string", "integer", "boolean", "array"}  # what Pulumi's project schema accepts
 
+KEY_EAST_1 = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+KEY_EAST_2 = "arn:aws:kms:us-east-2:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab"
+KEY_WEST_2 = "arn:aws:kms:us-west-2:123456789012:key/9012abcd-12ab-34cd-56ef-1234567890ab"
+
 PROD = {key: value if isinstance(value, str) else json.dumps(value) for key, value in stack_config().items()}
 
 
@@ -64,7 +68,14 @@ def test_prod_stack_parses_to_the_documented_regions() -> None:
         ({"corsAllowOrigins": '["*"]'}, "`*` is refused"),
         ({"tags": '["novalue"]'}, "must be 'key=value'"),
         ({"tags": "team=a"}, "tags must be a list"),
-        ({"kmsKeyArn": "alias/mine"}, "kmsKeyArn is not valid"),
+        ({"kmsKeyArn": KEY_EAST_1}, "kmsKeyArn was replaced by kmsKeyArns"),
+        ({"kmsKeyArns": '["alias/mine"]'}, "kmsKeyArns item 'alias/mine' is not a KMS key ARN"),
+        ({"kmsKeyArns": json.dumps([KEY_EAST_1])}, "kmsKeyArns has no key in us-east-2"),
+        ({"kmsKeyArns": json.dumps([KEY_EAST_1, KEY_EAST_1])}, "kmsKeyArns has two keys in us-east-1"),
+        ({"kmsKeyArns": json.dumps([KEY_EAST_1, KEY_WEST_2])}, "a key in us-west-2, but the clusters are in"),
+        ({"awsAssumeRoleArn": "deployer"}, "awsAssumeRoleArn is not valid: 'deployer'"),
+        ({"awsProfile": "my profile"}, "awsProfile is not valid"),
+        ({"manageApiGatewayAccount": "no"}, "manageApiGatewayAccount must be true or false"),
         ({"domainName": "api.example.com"}, "domainName is set but dsql-users-api:hostedZoneId is not"),
         ({"healthCheckIntervalSeconds": "20"}, "must be one of 10, 30"),
     ],
@@ -86,10 +97,16 @@ def test_optional_values_parse_to_plain_types() -> None:
             "corsAllowOrigins": '["https://app.example.com", "http://localhost:3000"]',
             "domainName": "API.Example.com.",
             "hostedZoneId": "Z0123456789ABC",
-            "kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "kmsKeyArns": json.dumps([KEY_EAST_2, KEY_EAST_1]),
+            "awsProfile": "deploy",
+            "awsAssumeRoleArn": "arn:aws:iam::123456789012:role/ci/users-api-deployer",
+            "manageApiGatewayAccount": "false",
         }
     )
     assert config.tags == {"team": "payments", "cost-center": "42"}
     assert config.cors_allow_origins == ("https://app.example.com", "http://localhost:3000")
     assert config.domain_name == "api.example.com"
-    assert config.kms_key_arn is not None
+    assert config.kms_key_arns == {"us-east-1": KEY_EAST_1, "us-east-2": KEY_EAST_2}
+    assert config.aws_profile == "deploy"
+    assert config.aws_assume_role_arn == "arn:aws:iam::123456789012:role/ci/users-api-deployer"
+    assert config.manage_api_gateway_account is False
