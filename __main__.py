@@ -17,8 +17,33 @@ from migrations.runner import load_migrations
 config = load_config()
 tags = {"project": pulumi.get_project(), "stack": pulumi.get_stack(), **config.tags}
 
+
+def regional_provider(region: str) -> aws.Provider:
+    """An explicit provider for ``region``: the stack's AWS access setting, and its tags on every resource.
+
+    The dynamic resources read the same awsProfile/awsAssumeRoleArn keys in their configure(), so every
+    AWS call of the deployment is made by one identity.
+    """
+    return aws.Provider(
+        f"aws-{region}",
+        region=region,
+        profile=config.aws_profile,
+        assume_roles=(
+            [
+                aws.ProviderAssumeRoleArgs(
+                    role_arn=config.aws_assume_role_arn,
+                    session_name=f"{pulumi.get_project()}-{pulumi.get_stack()}"[:64],
+                )
+            ]
+            if config.aws_assume_role_arn
+            else None
+        ),
+        default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
+    )
+
+
 # One explicit provider per application region; the default provider is disabled in the stack config.
-providers = {region: aws.Provider(f"aws-{region}", region=region) for region in config.app_regions}
+providers = {region: regional_provider(region) for region in config.app_regions}
 
 database = DsqlMultiRegionCluster(
     "users-db",
@@ -29,8 +54,7 @@ database = DsqlMultiRegionCluster(
         secondary_provider=providers[config.secondary_region],
         witness_region=config.witness_region,
         deletion_protection=config.deletion_protection,
-        kms_key_arn=config.kms_key_arn,
-        tags=tags,
+        kms_key_arns=config.kms_key_arns,
         peering_timeout_seconds=config.peering_timeout_seconds,
     ),
 )
@@ -72,7 +96,7 @@ apps = {
             cluster_endpoint=cluster.endpoint,
             schema=schema,
             artifacts=artifacts,
-            tags=tags,
+            manage_api_gateway_account=config.manage_api_gateway_account,
         ),
         opts=pulumi.ResourceOptions(provider=providers[cluster.region]),
     )
@@ -94,15 +118,12 @@ routing = GlobalRouting(
         health_check_failure_threshold=config.health_check_failure_threshold,
         domain_name=config.domain_name,
         hosted_zone_id=config.hosted_zone_id,
-        tags=tags,
     ),
 )
 
 # Route 53 health check metrics exist only in us-east-1: a provider there, unless it is an app region.
 health_alarm_provider = (
-    None
-    if ROUTE53_METRICS_REGION in providers
-    else aws.Provider(f"aws-{ROUTE53_METRICS_REGION}", region=ROUTE53_METRICS_REGION)
+    None if ROUTE53_METRICS_REGION in providers else regional_provider(ROUTE53_METRICS_REGION)
 )
 monitoring = Monitoring(
     "users-api-ops",
@@ -120,7 +141,6 @@ monitoring = Monitoring(
         ],
         alarm_email=config.alarm_email,
         health_alarm_provider=health_alarm_provider,
-        tags=tags,
     ),
 )
 pulumi.export("healthCheckIds", routing.health_check_ids)

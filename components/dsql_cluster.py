@@ -3,8 +3,9 @@
 Children: a native ``aws.dsql.Cluster`` per application region (each bound to that region's provider,
 with the witness region, deletion protection, optional KMS key and tags), then one ``ClusterPeering``
 dynamic resource that peers them and waits until both are ACTIVE. The endpoints are derived from the
-peering's outputs, so anything that uses an endpoint (the migration, the Lambda functions) waits for
-an ACTIVE pair without a separate ``depends_on``. See docs/dsql-cluster.md for deletion and teardown.
+cluster identifiers alone (a preview of a peering update must not make them unknown), so whatever
+connects to an endpoint depends on ``peering`` explicitly: the migration does, and the grants and the
+functions wait for the migration. See docs/dsql-cluster.md for deletion and teardown.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ class DsqlMultiRegionClusterArgs:
     """The witness region: no cluster of ours, no provider needed (DSQL manages the witness)."""
     deletion_protection: bool = True
     """Deletion protection on both clusters (turn off and `pulumi up` before `pulumi destroy`)."""
-    kms_key_arn: str | None = None
-    """Customer managed KMS key; None uses an AWS owned key."""
+    kms_key_arns: Mapping[str, str] = field(default_factory=dict)
+    """Customer managed KMS key ARN by region (a key serves only its own region); absent: AWS owned."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for both clusters."""
     peering_timeout_seconds: float = 1800
@@ -51,7 +52,7 @@ class RegionalCluster:
     identifier: pulumi.Output[str]
     arn: pulumi.Output[str]
     endpoint: pulumi.Output[str]
-    """``<identifier>.dsql.<region>.on.aws``; known only once the pair is peered and ACTIVE."""
+    """``<identifier>.dsql.<region>.on.aws``; connect only after ``peering`` (the pair is ACTIVE then)."""
 
 
 def endpoint_hostname(identifier: str, region: str) -> str:
@@ -77,8 +78,12 @@ class DsqlMultiRegionCluster(pulumi.ComponentResource):
         if args.witness_region in (args.primary_region, args.secondary_region):
             raise ValueError(f"{name}: the witness region must differ from both cluster regions")
 
-        self.primary_cluster = self._cluster(f"{name}-primary", args, args.primary_provider)
-        self.secondary_cluster = self._cluster(f"{name}-secondary", args, args.secondary_provider)
+        self.primary_cluster = self._cluster(
+            f"{name}-primary", args, args.primary_region, args.primary_provider
+        )
+        self.secondary_cluster = self._cluster(
+            f"{name}-secondary", args, args.secondary_region, args.secondary_provider
+        )
         self.peering = ClusterPeering(
             f"{name}-peering",
             primary_identifier=self.primary_cluster.identifier,
@@ -93,10 +98,8 @@ class DsqlMultiRegionCluster(pulumi.ComponentResource):
                 parent=self, depends_on=[self.primary_cluster, self.secondary_cluster]
             ),
         )
-        self.primary = self._regional(self.primary_cluster, args.primary_region, self.peering.primary_status)
-        self.secondary = self._regional(
-            self.secondary_cluster, args.secondary_region, self.peering.secondary_status
-        )
+        self.primary = self._regional(self.primary_cluster, args.primary_region)
+        self.secondary = self._regional(self.secondary_cluster, args.secondary_region)
         self.register_outputs(
             {
                 "primary_identifier": self.primary.identifier,
@@ -122,14 +125,14 @@ class DsqlMultiRegionCluster(pulumi.ComponentResource):
         )
 
     def _cluster(
-        self, name: str, args: DsqlMultiRegionClusterArgs, provider: aws.Provider
+        self, name: str, args: DsqlMultiRegionClusterArgs, region: str, provider: aws.Provider
     ) -> aws.dsql.Cluster:
         return aws.dsql.Cluster(
             name,
             deletion_protection_enabled=args.deletion_protection,
             # Never let a destroy bypass deletion protection: turning it off is a reviewed config change.
             force_destroy=False,
-            kms_encryption_key=args.kms_key_arn,
+            kms_encryption_key=args.kms_key_arns.get(region),
             multi_region_properties=aws.dsql.ClusterMultiRegionPropertiesArgs(
                 witness_region=args.witness_region
             ),
@@ -138,10 +141,9 @@ class DsqlMultiRegionCluster(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _regional(
-        cluster: aws.dsql.Cluster, region: str, peered_status: pulumi.Output[str]
-    ) -> RegionalCluster:
-        endpoint = pulumi.Output.all(cluster.identifier, peered_status).apply(
-            lambda values: endpoint_hostname(values[0], region)
-        )
+    def _regional(cluster: aws.dsql.Cluster, region: str) -> RegionalCluster:
+        # From the identifier alone: a peering update (whose outputs a preview cannot know) must not
+        # make the endpoint unknown, or every grant and function downstream would plan a replacement.
+        # Whatever connects to it depends on ``peering`` instead (the migration; the grants after it).
+        endpoint = cluster.identifier.apply(lambda identifier: endpoint_hostname(identifier, region))
         return RegionalCluster(region, cluster.identifier, cluster.arn, endpoint)

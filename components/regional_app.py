@@ -21,9 +21,11 @@ created inside ``.apply()``.
 
 API Gateway writes access logs through an account-level, per-region setting (the CloudWatch role of
 ``aws.apigateway.Account``); without it a stage with access logs fails to create. The component manages
-it by default (``manage_api_gateway_account``) so a fresh account needs no manual step; turn that off
-when the account's API Gateway settings are managed elsewhere, because there is one such setting per
-region for the whole account and the last writer wins.
+it by default (stack config ``manageApiGatewayAccount``) so a fresh account needs no manual step. There
+is one such setting per account and region, shared by every API there, so the setting, its role and the
+role's policy attachment are ``retain_on_delete``: the AWS provider resets the setting when the
+resource is deleted, and a destroy of this stack must never break the logging of other APIs. Turn it
+off in every stack but one per account when the setting is managed elsewhere (the last writer wins).
 """
 
 from __future__ import annotations
@@ -356,7 +358,8 @@ class RegionalApp(pulumi.ComponentResource):
         self, name: str, cluster_arn: pulumi.Input[str], tags: Mapping[str, str]
     ) -> aws.apigateway.Account:
         """This region's account-level API Gateway logging role (see the module docstring)."""
-        child = ResourceOptions(parent=self)
+        # Shared by every API of the account in this region: never deleted or reset by a destroy.
+        child = ResourceOptions(parent=self, retain_on_delete=True)
         role = aws.iam.Role(
             f"{name}-apigateway-logs-role",
             assume_role_policy=APIGATEWAY_TRUST_POLICY,
@@ -374,5 +377,5 @@ class RegionalApp(pulumi.ComponentResource):
         return aws.apigateway.Account(
             f"{name}-apigateway-account",
             cloudwatch_role_arn=role.arn,
-            opts=ResourceOptions(parent=self, depends_on=[attachment]),
+            opts=ResourceOptions(parent=self, depends_on=[attachment], retain_on_delete=True),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_aws as aws
 import pytest
@@ -36,13 +38,17 @@ def test_each_cluster_is_bound_to_its_own_regions_provider(prod) -> None:
     assert all(r.provider for r in prod.resources if r.typ.startswith("aws:"))  # never the default
 
 
-def test_clusters_have_the_witness_deletion_protection_and_tags(prod) -> None:
+def test_clusters_have_the_witness_deletion_protection_and_the_stack_tags(prod) -> None:
+    providers = {p.name: p for p in prod.of_type(AWS_PROVIDER)}
     for cluster in prod.of_type(CLUSTER):
         assert cluster.inputs["multiRegionProperties"] == {"witnessRegion": "us-west-2"}
         assert cluster.inputs["deletionProtectionEnabled"] is True
         assert cluster.inputs["forceDestroy"] is False
         assert "kmsEncryptionKey" not in cluster.inputs
-        assert cluster.inputs["tags"] == {
+        # Tags come from the cluster's provider (default_tags), as for every taggable resource.
+        provider = providers[f"aws-{cluster.region}"]
+        # Provider inputs reach the provider as JSON text, as the engine passes provider config.
+        assert json.loads(provider.inputs["defaultTags"])["tags"] == {
             "project": "dsql-users-api",
             "stack": "prod",
             "app": "users-api",
@@ -50,12 +56,15 @@ def test_clusters_have_the_witness_deletion_protection_and_tags(prod) -> None:
         }
 
 
-def test_deletion_protection_and_kms_key_follow_the_config() -> None:
-    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    run = run_program({"deletionProtection": "false", "kmsKeyArn": key})
+def test_deletion_protection_and_each_regions_kms_key_follow_the_config() -> None:
+    keys = {
+        "us-east-1": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "us-east-2": "arn:aws:kms:us-east-2:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab",
+    }
+    run = run_program({"deletionProtection": "false", "kmsKeyArns": list(keys.values())})
     for cluster in run.of_type(CLUSTER):
         assert cluster.inputs["deletionProtectionEnabled"] is False
-        assert cluster.inputs["kmsEncryptionKey"] == key
+        assert cluster.inputs["kmsEncryptionKey"] == keys[cluster.region]
 
 
 def test_regions_come_from_the_config_only() -> None:
