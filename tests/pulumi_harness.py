@@ -4,6 +4,15 @@
 nothing would reach the mocks and tests would pass vacuously), runs ``__main__.py`` the way the
 language host does, waits for every registration, and returns the registered resources with the
 region of the provider each one is bound to, and the resolved stack outputs.
+
+``preview=True`` runs it as ``pulumi preview`` runs a new stack: the mocks answer a registration with
+its inputs only, as the engine plans a create, so every computed output (ids, ARNs, anything derived
+from them) is unknown, and ``apply`` callbacks on them never run. Unknown inputs reach the mocks as
+None; unknown exports resolve to ``UNKNOWN``.
+
+Only public SDK APIs are used: ``reset_options``, ``set_mocks``, ``set_all_config``,
+``register_stack_transformation`` and ``pulumi.runtime.test`` (which waits for every outstanding
+registration). Exports are recorded by wrapping ``pulumi.export`` for the run.
 """
 
 from __future__ import annotations
@@ -14,12 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pulumi
 import yaml
-from pulumi.runtime import settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from components.config import PROJECT
 
@@ -45,8 +52,11 @@ class Registered:
 class ProgramRun:
     resources: list[Registered] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    """Stack outputs by name; ``UNKNOWN`` where a preview cannot know the value yet."""
     depends_on: dict[str, list[str]] = field(default_factory=dict)
     """Resource name -> names in its ``depends_on`` option (mocks never see dependencies)."""
+    retained: set[str] = field(default_factory=set)
+    """Names of resources registered with ``retain_on_delete``."""
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
@@ -62,10 +72,21 @@ class ProgramRun:
         return found[0]
 
 
-class RecordingMocks(pulumi.runtime.Mocks):
-    """Answers like AWS would, with plausible ids and ARNs, and records every registration."""
+UNKNOWN = "<unknown in preview>"
 
-    def __init__(self) -> None:
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers like AWS would, with plausible ids and ARNs, and records every registration.
+
+    In a preview it answers as the engine plans a create: the inputs, no id, no computed outputs. With
+    ``unknown_outputs_of``, only resources of those types are answered so (e.g. a dynamic resource that
+    a preview plans to update: a Python dynamic provider cannot preview, so the engine takes its new
+    inputs as its outputs); the others answer as resources that already exist.
+    """
+
+    def __init__(self, preview: bool = False, unknown_outputs_of: frozenset[str] | None = None) -> None:
+        self.preview = preview
+        self.unknown_outputs_of = unknown_outputs_of
         self.run = ProgramRun()
         self.provider_regions: dict[str, str] = {}  # provider resource id -> region
 
@@ -81,6 +102,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == AWS_PROVIDER:
             self.provider_regions[resource_id] = args.inputs.get("region")
             region = args.inputs.get("region")
+        planned = self.unknown_outputs_of is None or args.typ in self.unknown_outputs_of
+        if self.preview and planned and args.typ != AWS_PROVIDER:
+            self.run.resources.append(
+                Registered(args.typ, args.name, dict(args.inputs), outputs, args.provider, region)
+            )
+            return "", outputs
         outputs.update(_fake_outputs(args.typ, args.name, resource_id, region, args.inputs))
         self.run.resources.append(
             Registered(args.typ, args.name, dict(args.inputs), outputs, args.provider, region)
@@ -180,12 +207,18 @@ def _dependency_recorder(run: ProgramRun) -> Callable[[pulumi.ResourceTransforma
     service, which mocks do not provide.)
     """
 
+    names: dict[int, str] = {}  # id(resource object) -> its name, to name the depends_on entries
+
     def record(args: pulumi.ResourceTransformationArgs) -> None:
-        depends_on = args.opts.depends_on if args.opts else None
+        names[id(args.resource)] = args.name
+        opts = args.opts
+        if opts is not None and opts.retain_on_delete:
+            run.retained.add(args.name)
+        depends_on = opts.depends_on if opts else None
         if isinstance(depends_on, pulumi.Resource):
             depends_on = [depends_on]
         if isinstance(depends_on, list):
-            run.depends_on[args.name] = [getattr(d, "_name", repr(d)) for d in depends_on]
+            run.depends_on[args.name] = [names.get(id(d), repr(d)) for d in depends_on]
 
     return record
 
@@ -202,9 +235,13 @@ def run_program(
     *,
     stack: str = "prod",
     program: Callable[[], object] | None = None,
+    preview: bool = False,
+    unknown_outputs_of: set[str] | None = None,
 ) -> ProgramRun:
     """Run __main__.py (or ``program``, e.g. one component) under mocks with the stack's config,
-    changed by ``overrides`` (a None value removes the key)."""
+    changed by ``overrides`` (a None value removes the key); ``preview`` as ``pulumi preview`` would
+    (of a new stack, or, with ``unknown_outputs_of``, of a deployed stack where only resources of those
+    types have outputs the preview cannot know)."""
     config = stack_config(stack)
     for key, value in (overrides or {}).items():
         if value is None:
@@ -216,19 +253,31 @@ def run_program(
         for key, value in config.items()
     }
 
-    mocks = RecordingMocks()
-    settings.ROOT.set(None)  # a fresh root stack for every run
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    unknown = frozenset(unknown_outputs_of) if unknown_outputs_of is not None else None
+    mocks = RecordingMocks(preview=preview, unknown_outputs_of=unknown)
+    pulumi.runtime.reset_options(project=PROJECT, stack=stack, preview=preview)  # a fresh root stack
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)
     pulumi.runtime.register_stack_transformation(_dependency_recorder(mocks.run))
     pulumi.runtime.set_all_config(raw)
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-    body = program or (lambda: runpy.run_path(str(PROGRAM), run_name="__main__"))
-    _sync_await(run_pulumi_func(body))
+    exports: dict[str, Any] = {}
 
-    root = settings.get_root_resource()
-    exported = getattr(root, "outputs", {}) or {}
-    mocks.run.outputs = {
-        name: _sync_await(pulumi.Output.from_input(value).future()) for name, value in exported.items()
-    }
+    def record_export(name: str, value: Any) -> None:
+        exports[name] = value
+
+    async def resolve_exports() -> None:
+        for name, value in exports.items():
+            output = pulumi.Output.from_input(value)
+            known = await output.is_known()
+            mocks.run.outputs[name] = await output.future() if known else UNKNOWN
+
+    def body() -> Any:
+        with mock.patch.object(pulumi, "export", record_export):
+            if program is not None:
+                program()
+            else:
+                runpy.run_path(str(PROGRAM), run_name="__main__")
+        return resolve_exports()
+
+    # pulumi.runtime.test runs the body in the SDK's event loop and waits for every registration.
+    pulumi.runtime.test(body)()
     return mocks.run
