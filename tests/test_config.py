@@ -45,6 +45,33 @@ def test_declared_defaults_equal_the_code_defaults() -> None:
     assert parse_config(required) == parse_config({**required, **defaults})
 
 
+@pytest.mark.parametrize("stack_file", sorted(ROOT.glob("Pulumi.*.yaml")), ids=lambda path: path.name)
+def test_every_stack_file_parses_and_disables_the_default_providers(stack_file) -> None:
+    stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    config = parse_config(
+        {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in stack_config(stack).items()
+        }
+    )
+    assert config.witness_region not in config.app_regions
+    document = yaml.safe_load(stack_file.read_text())["config"]
+    assert document["pulumi:disable-default-providers"] == ["aws", "command"]
+
+
+def test_the_dev_stack_can_be_destroyed_without_a_config_change_and_costs_less() -> None:
+    dev = parse_config(
+        {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in stack_config("dev").items()
+        }
+    )
+    prod = parse_config(PROD)
+    assert dev.deletion_protection is False and prod.deletion_protection is True
+    assert dev.throttle_rate_limit < prod.throttle_rate_limit
+    assert dev.log_retention_days < prod.log_retention_days
+
+
 def test_prod_stack_parses_to_the_documented_regions() -> None:
     config = parse_config(PROD)
     assert isinstance(config, StackConfig)
