@@ -13,11 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
+from components.schedules import EXAMPLES, check_drill_schedule
+
 PROJECT = "dsql-users-api"
 
 LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
 LAMBDA_RUNTIMES = ("python3.12", "python3.13")
 HEALTH_CHECK_INTERVALS = (10, 30)  # the only request intervals Route 53 accepts
+AUTH_MODES = ("cognito", "none")  # none: an explicit opt-out of authentication, logged as a warning
 
 
 class ConfigError(ValueError):
@@ -79,6 +82,16 @@ class StackConfig:
     """IAM role assumed for every AWS call of the deployment, after the profile or ambient credentials."""
     manage_api_gateway_account: bool = True
     """Set each region's account-wide API Gateway CloudWatch role (retained when the stack is destroyed)."""
+    auth_mode: str = "cognito"
+    """cognito: one user pool, an authorizer on every API method but /health; none: an open API."""
+    cdn: bool = False
+    """CloudFront in front of both regions (needs domain_name and hosted_zone_id)."""
+    waf: bool = False
+    """An AWS WAF web ACL on the CloudFront distribution (needs cdn)."""
+    waf_rate_limit: int = 2000
+    """Requests one client IP may send in 5 minutes before WAF blocks it (with waf)."""
+    drill_schedule: str | None = None
+    """EventBridge Scheduler expression that runs the failover drill; None schedules none."""
 
     @property
     def app_regions(self) -> tuple[str, str]:
@@ -113,6 +126,11 @@ KEYS: dict[str, str] = {
     "awsProfile": "aws_profile",
     "awsAssumeRoleArn": "aws_assume_role_arn",
     "manageApiGatewayAccount": "manage_api_gateway_account",
+    "authMode": "auth_mode",
+    "cdn": "cdn",
+    "waf": "waf",
+    "wafRateLimit": "waf_rate_limit",
+    "drillSchedule": "drill_schedule",
 }
 # Keys still declared so that an old stack file gets a clear message instead of an unknown-key error.
 RETIRED = {
@@ -207,6 +225,28 @@ def _check_relations(config: StackConfig, project: str) -> None:
         raise ConfigError(
             f"{project}:{given} is set but {project}:{absent} is not; global routing needs both "
             "(or neither, to use the two regional URLs only)"
+        )
+    _check_edge_and_drill(config, project)
+
+
+def _check_edge_and_drill(config: StackConfig, project: str) -> None:
+    """CloudFront and the drill need the custom domain; WAF needs CloudFront."""
+    needs_domain = [key for key, on in (("cdn", config.cdn), ("drillSchedule", config.drill_schedule)) if on]
+    if needs_domain and config.domain_name is None:
+        why = {
+            "cdn": "CloudFront serves the custom domain and reaches the regions through origin.<domainName>",
+            "drillSchedule": "the drill checks the routing with Route 53 TestDNSAnswer in the hosted zone",
+        }[needs_domain[0]]
+        raise ConfigError(
+            f"{project}:{needs_domain[0]} needs {project}:domainName and {project}:hostedZoneId ({why}); "
+            "set both with `pulumi config set domainName api.example.com` and `pulumi config set "
+            f"hostedZoneId <zone id>`, or turn {needs_domain[0]} off"
+        )
+    if config.waf and not config.cdn:
+        raise ConfigError(
+            f"{project}:waf is true but {project}:cdn is not; the web ACL protects the CloudFront "
+            "distribution: `pulumi config set cdn true` (with domainName and hostedZoneId), or "
+            "`pulumi config set waf false`"
         )
 
 
@@ -335,6 +375,28 @@ def _domain(key: str, value: str, project: str) -> str | None:
     return _matching(_DOMAIN, "api.example.com")(key, value.strip().lower().rstrip("."), project)
 
 
+def _auth_mode(key: str, value: str, project: str) -> str:
+    mode = value.strip().lower()
+    if mode not in AUTH_MODES:
+        raise ConfigError(
+            f"{project}:{key} must be cognito (a Cognito authorizer on every API method but /health) or "
+            f"none (no authentication at all), not {value!r}; fix it with `pulumi config set {key} cognito`"
+        )
+    return mode
+
+
+def _drill_schedule(key: str, value: str, project: str) -> str | None:
+    if not value.strip():
+        return None  # empty: the drill is only run by hand
+    try:
+        return check_drill_schedule(value)
+    except ValueError as problem:
+        raise ConfigError(
+            f"{project}:{key} is not valid: {problem}; use e.g. {EXAMPLES} with `pulumi config set "
+            f"{key} '<expression>'`, or \"\" to schedule no drill"
+        ) from None
+
+
 _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "deletionProtection": _boolean,
     "kmsKeyArns": _kms_keys,
@@ -358,6 +420,11 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "awsProfile": _matching(_PROFILE, "deploy (a profile name from your AWS config file)"),
     "awsAssumeRoleArn": _matching(_ROLE_ARN, "arn:aws:iam::123456789012:role/users-api-deployer"),
     "manageApiGatewayAccount": _boolean,
+    "authMode": _auth_mode,
+    "cdn": _boolean,
+    "waf": _boolean,
+    "wafRateLimit": _integer(10, 2_000_000_000),  # the limits AWS WAF accepts for a rate-based rule
+    "drillSchedule": _drill_schedule,
 }
 
 
