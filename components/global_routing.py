@@ -5,7 +5,14 @@ Without ``domain_name`` the component only creates the health checks (the stack 
 regional invoke URLs). With ``domain_name`` and ``hosted_zone_id`` it adds, per region: an ACM
 certificate validated by DNS, an API Gateway regional custom domain with a base path mapping to the
 stage, and a latency alias record tied to that region's health check, so Route 53 stops answering with
-a region whose /health fails.
+a region whose /health fails. The records serve ``record_name``: the public domain itself, or, with
+CloudFront in front (components/edge.py), the origin name ``origin.<domain>`` that CloudFront connects
+to, so that every method fails over, not only the GET/HEAD/OPTIONS that CloudFront origin groups retry.
+
+With a domain it also writes a small "regions" TXT record set (``_regions.<record_name>``): one
+multivalue answer per region carrying the region's name, behind the same health check. Route 53 answers
+it with every region it counts as healthy, wherever the asker is, which a latency record cannot show
+(its answer depends on the resolver's location). The failover drill reads it with TestDNSAnswer.
 
 Providers. Certificates, custom domains and mappings are regional: each is created with its region's
 provider. Health checks and records are global Route 53 objects: the region of the provider only
@@ -58,6 +65,9 @@ class GlobalRoutingArgs:
     """Custom domain served by latency records, e.g. api.example.com; None for no custom domain."""
     hosted_zone_id: str | None = None
     """Route 53 hosted zone holding domain_name; required with domain_name."""
+    record_name: str | None = None
+    """The name the latency records, certificates and custom domains serve: domain_name by default;
+    origin.<domain_name> when CloudFront serves domain_name. Must be domain_name or a name below it."""
     health_path: str = "health"
     """Path of the health route below the stage."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -71,6 +81,18 @@ class GlobalRoutingArgs:
             raise ValueError(f"GlobalRouting got a region twice: {regions}")
         if (self.domain_name is None) != (self.hosted_zone_id is None):
             raise ValueError("GlobalRouting needs both domain_name and hosted_zone_id, or neither")
+        if self.record_name is not None and (
+            self.domain_name is None
+            or not (self.record_name == self.domain_name or self.record_name.endswith(f".{self.domain_name}"))
+        ):
+            raise ValueError(
+                f"GlobalRouting record_name {self.record_name!r} must be domain_name or a name below it"
+            )
+
+    @property
+    def served_name(self) -> str | None:
+        """The name the latency records answer for (None without a domain)."""
+        return self.record_name or self.domain_name
 
 
 def invoke_host(invoke_url: str) -> str:
@@ -90,6 +112,12 @@ class GlobalRouting(pulumi.ComponentResource):
     """Per region, the API Gateway regional domain the latency record aliases (empty without a domain)."""
     global_url: pulumi.Output[str] | None
     """https://<domain_name> when a custom domain is configured, else None."""
+    record_name: str | None
+    """The name the latency records serve (domain_name, or the CloudFront origin name); None without."""
+    regions_record_name: str | None
+    """The multivalue TXT record listing every region Route 53 counts as healthy; None without a domain."""
+    latency_records: list[aws.route53.Record]
+    """The latency records (for whatever must be created after them, e.g. CloudFront's alias record)."""
 
     def __init__(self, name: str, args: GlobalRoutingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{PROJECT}:routing:GlobalRouting", name, None, opts)
@@ -99,6 +127,9 @@ class GlobalRouting(pulumi.ComponentResource):
         self.health_check_ids = {}
         self.regional_domain_names = {}
         self.global_url = None
+        self.record_name = args.served_name if args.hosted_zone_id else None
+        self.regions_record_name = f"_regions.{self.record_name}" if self.record_name else None
+        self.latency_records = []
 
         for endpoint in args.endpoints:
             region = endpoint.region
@@ -119,9 +150,21 @@ class GlobalRouting(pulumi.ComponentResource):
             )
             self.health_check_ids[region] = health_check.id
 
-            if args.domain_name and args.hosted_zone_id:
+            if self.record_name and self.regions_record_name and args.hosted_zone_id:
                 self.regional_domain_names[region] = self._custom_domain(
-                    name, endpoint, args.domain_name, args.hosted_zone_id, health_check, dns, tags
+                    name, endpoint, self.record_name, args.hosted_zone_id, health_check, dns, tags
+                )
+                aws.route53.Record(
+                    f"{name}-{region}-regions",
+                    zone_id=args.hosted_zone_id,
+                    name=self.regions_record_name,
+                    type="TXT",
+                    ttl=60,
+                    records=[region],
+                    set_identifier=region,
+                    multivalue_answer_routing_policy=True,
+                    health_check_id=health_check.id,
+                    opts=dns,
                 )
 
         if args.domain_name:
@@ -132,6 +175,8 @@ class GlobalRouting(pulumi.ComponentResource):
                 "health_check_ids": self.health_check_ids,
                 "regional_domain_names": self.regional_domain_names,
                 "global_url": self.global_url,
+                "record_name": self.record_name,
+                "regions_record_name": self.regions_record_name,
             }
         )
 
@@ -139,38 +184,27 @@ class GlobalRouting(pulumi.ComponentResource):
         self,
         name: str,
         endpoint: RegionalEndpoint,
-        domain_name: str,
+        record_name: str,
         hosted_zone_id: str,
         health_check: aws.route53.HealthCheck,
         dns: pulumi.ResourceOptions,
         tags: dict[str, str],
     ) -> pulumi.Output[str]:
-        """Certificate, custom domain, mapping and latency record for one region; returns the
-        regional domain name the record aliases."""
+        """Certificate, custom domain, mapping and latency record for ``record_name`` in one region;
+        returns the regional domain name the record aliases."""
         region = endpoint.region
         regional = pulumi.ResourceOptions(parent=self, provider=endpoint.provider)
 
         # ACM certificates are regional: a regional custom domain needs one in its own region.
         certificate = aws.acm.Certificate(
             f"{name}-{region}-cert",
-            domain_name=domain_name,
+            domain_name=record_name,
             validation_method="DNS",
             tags=tags,
             opts=regional,
         )
-        option = certificate.domain_validation_options.apply(lambda options: options[0])
-        # ACM gives every certificate for the same name in one account the same validation CNAME, so
-        # both regions' records name the same record set: allow_overwrite lets the second one adopt it
-        # instead of failing with "already exists".
-        validation_record = aws.route53.Record(
-            f"{name}-{region}-cert-validation",
-            zone_id=hosted_zone_id,
-            name=option.resource_record_name,
-            type=option.resource_record_type,
-            records=[option.resource_record_value],
-            ttl=300,
-            allow_overwrite=True,
-            opts=dns,
+        validation_record = validation_record_for(
+            f"{name}-{region}-cert-validation", certificate, hosted_zone_id, dns
         )
         validation = aws.acm.CertificateValidation(
             f"{name}-{region}-cert-validated",
@@ -180,7 +214,7 @@ class GlobalRouting(pulumi.ComponentResource):
         )
         custom_domain = aws.apigateway.DomainName(
             f"{name}-{region}-domain",
-            domain_name=domain_name,
+            domain_name=record_name,
             # The validated ARN, so the domain waits until the certificate is issued.
             regional_certificate_arn=validation.certificate_arn,
             endpoint_configuration={"types": "REGIONAL"},
@@ -195,10 +229,10 @@ class GlobalRouting(pulumi.ComponentResource):
             stage_name=endpoint.stage_name,
             opts=regional,
         )
-        aws.route53.Record(
+        latency_record = aws.route53.Record(
             f"{name}-{region}-latency",
             zone_id=hosted_zone_id,
-            name=domain_name,
+            name=record_name,
             type="A",
             set_identifier=region,
             latency_routing_policies=[{"region": region}],
@@ -210,6 +244,32 @@ class GlobalRouting(pulumi.ComponentResource):
                     "evaluate_target_health": True,
                 }
             ],
-            opts=dns,
+            # When the served name changes (CloudFront turned on), the old latency record must be gone
+            # before another record type or policy can take its name: delete first, then create.
+            opts=pulumi.ResourceOptions.merge(dns, pulumi.ResourceOptions(delete_before_replace=True)),
         )
+        self.latency_records.append(latency_record)
         return custom_domain.regional_domain_name
+
+
+def validation_record_for(
+    resource_name: str, certificate: aws.acm.Certificate, hosted_zone_id: str, opts: pulumi.ResourceOptions
+) -> aws.route53.Record:
+    """The DNS validation record of a one-name certificate, in the hosted zone.
+
+    ACM gives every certificate for the same name in one account the same validation CNAME (in every
+    region), so two certificates may name the same record set: allow_overwrite lets the second adopt it
+    instead of failing with "already exists", and retain_on_delete keeps it when one of them goes, since
+    the other still needs it to renew. A validation CNAME left behind is inert.
+    """
+    option = certificate.domain_validation_options.apply(lambda options: options[0])
+    return aws.route53.Record(
+        resource_name,
+        zone_id=hosted_zone_id,
+        name=option.resource_record_name,
+        type=option.resource_record_type,
+        records=[option.resource_record_value],
+        ttl=300,
+        allow_overwrite=True,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=True)),
+    )

@@ -25,8 +25,25 @@ def api_id(region: str) -> str:
     return f"api{region.replace('-', '')}"
 
 
-def routing_program() -> None:
-    """What the entry point does: one provider per region, fake regional APIs, then GlobalRouting."""
+def routing_program(record_name: str | None = None, replaced_first: set[str] | None = None):
+    """What the entry point does: one provider per region, fake regional APIs, then GlobalRouting.
+    ``replaced_first`` collects the names of resources registered with delete_before_replace."""
+
+    def program() -> None:
+        if replaced_first is not None:
+            pulumi.runtime.register_stack_transformation(
+                lambda args: (
+                    replaced_first.add(args.name)
+                    if args.opts is not None and args.opts.delete_before_replace
+                    else None
+                )
+            )
+        _routing(record_name)
+
+    return program
+
+
+def _routing(record_name: str | None) -> None:
     config = load_config()
     providers = {region: aws.Provider(f"aws-{region}", region=region) for region in config.app_regions}
     routing = GlobalRouting(
@@ -49,10 +66,12 @@ def routing_program() -> None:
             health_check_failure_threshold=config.health_check_failure_threshold,
             domain_name=config.domain_name,
             hosted_zone_id=config.hosted_zone_id,
+            record_name=record_name,
             tags=config.tags,
         ),
     )
     pulumi.export("healthCheckIds", routing.health_check_ids)
+    pulumi.export("regionsRecord", routing.regions_record_name)
     if routing.global_url is not None:
         pulumi.export("globalUrl", routing.global_url)
 
@@ -62,9 +81,27 @@ def health_checks(run: ProgramRun) -> dict[str, Registered]:
     return {r.inputs["tags"]["region"]: r for r in run.of_type("aws:route53/healthCheck:HealthCheck")}
 
 
+def latency_records(run: ProgramRun) -> dict[str, Registered]:
+    """The latency records, keyed by their set identifier (the region)."""
+    return {
+        r.inputs["setIdentifier"]: r
+        for r in run.of_type("aws:route53/record:Record")
+        if r.inputs.get("latencyRoutingPolicies")
+    }
+
+
+def regions_records(run: ProgramRun) -> dict[str, Registered]:
+    """The multivalue TXT records naming each healthy region, keyed by their set identifier."""
+    return {
+        r.inputs["setIdentifier"]: r
+        for r in run.of_type("aws:route53/record:Record")
+        if r.inputs.get("multivalueAnswerRoutingPolicy")
+    }
+
+
 def test_each_region_has_an_https_health_check_on_its_own_invoke_host_and_health_path() -> None:
     run = run_program(
-        {"healthCheckIntervalSeconds": 10, "healthCheckFailureThreshold": 2}, program=routing_program
+        {"healthCheckIntervalSeconds": 10, "healthCheckFailureThreshold": 2}, program=routing_program()
     )
     checks = health_checks(run)
     assert set(checks) == {"us-east-1", "us-east-2"}
@@ -82,20 +119,21 @@ def test_each_region_has_an_https_health_check_on_its_own_invoke_host_and_health
 
 
 def test_health_path_follows_the_configured_stage() -> None:
-    run = run_program({"stageName": "prod2"}, program=routing_program)
+    run = run_program({"stageName": "prod2"}, program=routing_program())
     assert {c.inputs["resourcePath"] for c in health_checks(run).values()} == {"/prod2/health"}
 
 
 def test_without_a_domain_there_is_no_certificate_custom_domain_mapping_or_record() -> None:
-    run = run_program(program=routing_program)
+    run = run_program(program=routing_program())
     for typ in CUSTOM_DOMAIN_TYPES:
         assert run.of_type(typ) == [], typ
     assert "globalUrl" not in run.outputs
+    assert run.outputs["regionsRecord"] is None
     assert len(health_checks(run)) == 2
 
 
 def test_with_a_domain_each_region_gets_a_validated_certificate_and_regional_custom_domain() -> None:
-    run = run_program(DOMAIN, program=routing_program)
+    run = run_program(DOMAIN, program=routing_program())
     for region in ("us-east-1", "us-east-2"):
         certificate = run.one("aws:acm/certificate:Certificate", region)
         assert certificate.inputs["domainName"] == "api.example.com"
@@ -119,12 +157,12 @@ def test_with_a_domain_each_region_gets_a_validated_certificate_and_regional_cus
 
 
 def test_with_a_domain_latency_records_alias_each_regional_domain_behind_its_own_health_check() -> None:
-    run = run_program(DOMAIN, program=routing_program)
+    replaced_first: set[str] = set()
+    run = run_program(DOMAIN, program=routing_program(replaced_first=replaced_first))
     checks = health_checks(run)
-    records = [r for r in run.of_type("aws:route53/record:Record") if r.inputs.get("setIdentifier")]
-    assert {r.inputs["setIdentifier"] for r in records} == {"us-east-1", "us-east-2"}
-    for record in records:
-        region = record.inputs["setIdentifier"]
+    records = latency_records(run)
+    assert set(records) == {"us-east-1", "us-east-2"}
+    for region, record in records.items():
         domain = run.one("aws:apigateway/domainName:DomainName", region)
         assert record.inputs["zoneId"] == DOMAIN["hostedZoneId"]
         assert record.inputs["name"] == "api.example.com"
@@ -136,18 +174,54 @@ def test_with_a_domain_latency_records_alias_each_regional_domain_behind_its_own
         assert alias["zoneId"] == domain.outputs["regionalZoneId"]
         assert alias["evaluateTargetHealth"] is True
         assert record.region == "us-east-1"
+        # A record of another policy or type may take the name next (CloudFront): delete, then create.
+        assert record.name in replaced_first
+
+
+def test_with_a_domain_a_multivalue_txt_record_names_each_region_behind_its_health_check() -> None:
+    run = run_program(DOMAIN, program=routing_program())
+    checks = health_checks(run)
+    records = regions_records(run)
+    assert set(records) == {"us-east-1", "us-east-2"}
+    for region, record in records.items():
+        assert record.inputs["name"] == "_regions.api.example.com"
+        assert record.inputs["type"] == "TXT"
+        assert record.inputs["records"] == [region]
+        assert record.inputs["healthCheckId"] == f"{checks[region].name}-id"
+        assert record.inputs["zoneId"] == DOMAIN["hostedZoneId"]
+        assert "latencyRoutingPolicies" not in record.inputs
+    assert run.outputs["regionsRecord"] == "_regions.api.example.com"
+
+
+def test_a_record_name_below_the_domain_moves_certificates_domains_and_records_to_it() -> None:
+    run = run_program(DOMAIN, program=routing_program(record_name="origin.api.example.com"))
+    for region in ("us-east-1", "us-east-2"):
+        assert (
+            run.one("aws:acm/certificate:Certificate", region).inputs["domainName"]
+            == "origin.api.example.com"
+        )
+        assert run.one("aws:apigateway/domainName:DomainName", region).inputs["domainName"] == (
+            "origin.api.example.com"
+        )
+    assert {r.inputs["name"] for r in latency_records(run).values()} == {"origin.api.example.com"}
+    assert {r.inputs["name"] for r in regions_records(run).values()} == {"_regions.origin.api.example.com"}
+    # The public name itself is left to whatever serves it (CloudFront): no record here takes it.
+    assert all(r.inputs["name"] != "api.example.com" for r in run.of_type("aws:route53/record:Record"))
+    assert run.outputs["globalUrl"] == "https://api.example.com"
 
 
 def test_certificate_validation_records_are_written_to_the_hosted_zone() -> None:
-    run = run_program(DOMAIN, program=routing_program)
+    run = run_program(DOMAIN, program=routing_program())
     validation_records = [r for r in run.of_type("aws:route53/record:Record") if r.inputs["type"] == "CNAME"]
     assert len(validation_records) == 2
     for record in validation_records:
         assert record.inputs["zoneId"] == DOMAIN["hostedZoneId"]
         assert record.inputs["name"] == "_x.api.example.com."
         assert record.inputs["records"] == ["_y.acm-validations.aws."]
-        # Both regions' certificates share one validation CNAME: the second record must adopt it.
+        # Both regions' certificates share one validation CNAME: the second record must adopt it, and
+        # neither may delete it while the other certificate still needs it to renew.
         assert record.inputs["allowOverwrite"] is True
+        assert record.name in run.retained
 
 
 def test_invoke_host_takes_the_host_of_an_invoke_url() -> None:
@@ -165,6 +239,14 @@ def test_half_a_domain_configuration_is_refused() -> None:
         GlobalRoutingArgs(endpoints=[endpoint], dns_provider=provider, domain_name="api.example.com")
     with pytest.raises(ValueError, match="region twice"):
         GlobalRoutingArgs(endpoints=[endpoint, endpoint], dns_provider=provider)
+    with pytest.raises(ValueError, match="below it"):
+        GlobalRoutingArgs(
+            endpoints=[endpoint],
+            dns_provider=provider,
+            domain_name="api.example.com",
+            hosted_zone_id="Z1",
+            record_name="origin.other.example.com",
+        )
 
 
 # ---------------------------------------------------------------- the real program (__main__.py)
@@ -211,10 +293,9 @@ def test_program_with_a_domain_routes_to_each_regions_own_api(program_with_domai
     for region in ("us-east-1", "us-east-2"):
         mapping = run.one("aws:apigateway/basePathMapping:BasePathMapping", region)
         assert mapping.inputs["restApi"] == apis[region].outputs["id"]
-        [record] = [
-            r for r in run.of_type("aws:route53/record:Record") if r.inputs.get("setIdentifier") == region
-        ]
+        record = latency_records(run)[region]
         assert record.inputs["healthCheckId"] == f"{checks[region].name}-id"
+        assert record.inputs["name"] == "api.example.com"  # no CloudFront: the public name is latency-routed
 
 
 def test_program_alarms_publish_to_their_regions_topic(program_without_domain: ProgramRun) -> None:
