@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handler import logs, users, validation
+from handler.auth import Caller, caller_from_event
 from handler.config import ConfigError, settings
 from handler.db import Database
 from handler.errors import MethodNotAllowed, NotFound, ServiceUnavailable, to_api_error
@@ -68,6 +69,10 @@ class Request:
     def json(self) -> dict[str, Any]:
         return validation.json_object(self.event, settings().max_body_bytes)
 
+    def caller(self) -> Caller:
+        """Who sent it (handler/auth.py); raises Unauthorized, so it comes before reading the body."""
+        return caller_from_event(self.event, settings())
+
     @property
     def base_path(self) -> str:
         """The path as the client sent it, stage included, so Location resolves against the client's URL."""
@@ -108,59 +113,114 @@ def health(_: Request) -> Response:
 
 
 def list_users(request: Request) -> Response:
+    caller = request.caller()
     limit = validation.page_limit(request.query("limit"))
     after = validation.decode_cursor(request.query("cursor"))
-    page, more = database().run(lambda conn: users.list_users(conn, limit, after), idempotent=True)
+    page, more = database().run(lambda conn: users.list_users(conn, caller, limit, after), idempotent=True)
     last = page[-1] if more and page else None
     next_cursor = validation.encode_cursor(last["created_at"], last["id"]) if last else None
     return Response(200, {"items": page, "next_cursor": next_cursor})
 
 
 def get_user(request: Request) -> Response:
+    caller = request.caller()
     user_id = validation.user_id(request.path_params.get("id"))
-    user = database().run(lambda conn: users.get_user(conn, user_id), idempotent=True)
+    user = database().run(lambda conn: users.get_user(conn, caller, user_id), idempotent=True)
     if user is None:
-        raise NotFound("no user with this id")
+        raise NotFound(NO_SUCH_USER)
     return Response(200, user)
 
 
 def create_user(request: Request) -> Response:
+    caller = request.caller()
     new = validation.new_user(request.json())
-    user = database().run(lambda conn: users.create_user(conn, new.name, new.email), idempotent=False)
-    location = f"{request.base_path.rstrip('/')}/{user['id']}"
-    return Response(201, user, {"Location": location})
+    user = database().run(lambda conn: users.create_user(conn, caller, new.name, new.email), idempotent=False)
+    return _created(request, user)
 
 
 def update_user(request: Request) -> Response:
+    caller = request.caller()
     user_id = validation.user_id(request.path_params.get("id"))
     patch = validation.user_patch(request.json())
     user = database().run(
-        lambda conn: users.update_user(conn, user_id, patch.name, patch.email), idempotent=True
+        lambda conn: users.update_user(conn, caller, user_id, patch.name, patch.email), idempotent=True
     )
     if user is None:
-        raise NotFound("no user with this id")
+        raise NotFound(NO_SUCH_USER)
     return Response(200, user)
 
 
 def delete_user(request: Request) -> Response:
+    caller = request.caller()
     user_id = validation.user_id(request.path_params.get("id"))
-    if not database().run(lambda conn: users.delete_user(conn, user_id), idempotent=False):
-        raise NotFound("no user with this id")
+    if not database().run(lambda conn: users.delete_user(conn, caller, user_id), idempotent=False):
+        raise NotFound(NO_SUCH_USER)
     return Response(204)
 
+
+def get_me(request: Request) -> Response:
+    caller = request.caller()
+    user = database().run(lambda conn: users.get_my_user(conn, caller), idempotent=True)
+    if user is None:
+        raise NotFound(NO_PROFILE)
+    return Response(200, user)
+
+
+def create_me(request: Request) -> Response:
+    caller = request.caller()
+    new = validation.new_user(request.json())
+    user = database().run(
+        lambda conn: users.create_my_user(conn, caller, new.name, new.email), idempotent=False
+    )
+    return _created(request, user)
+
+
+def update_me(request: Request) -> Response:
+    caller = request.caller()
+    patch = validation.user_patch(request.json())
+    user = database().run(
+        lambda conn: users.update_my_user(conn, caller, patch.name, patch.email), idempotent=True
+    )
+    if user is None:
+        raise NotFound(NO_PROFILE)
+    return Response(200, user)
+
+
+def delete_me(request: Request) -> Response:
+    caller = request.caller()
+    if not database().run(lambda conn: users.delete_my_user(conn, caller), idempotent=False):
+        raise NotFound(NO_PROFILE)
+    return Response(204)
+
+
+def _created(request: Request, user: dict[str, Any]) -> Response:
+    """201 with the new user's URL, resolved against the client's own (stage included, /me dropped)."""
+    base = request.base_path.rstrip("/")
+    if base.endswith("/me"):
+        base = base[: -len("/me")]
+    return Response(201, user, {"Location": f"{base}/{user['id']}"})
+
+
+# One message whether the row is absent or another owner's: the answer never reveals that it exists.
+NO_SUCH_USER = "no user with this id"
+NO_PROFILE = "you have no profile yet: create it with POST /users/me"
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/health": {"GET": health},
     "/users": {"GET": list_users, "POST": create_user},
+    "/users/me": {"GET": get_me, "POST": create_me, "PATCH": update_me, "DELETE": delete_me},
     "/users/{id}": {"GET": get_user, "PATCH": update_user, "DELETE": delete_user},
 }
 _USER_PATH = re.compile(r"^/users/([^/]+)$")
-CORS_ALLOW_HEADERS = "Content-Type"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type"
 CORS_MAX_AGE = "600"
 
 
 def _resolve(path: str) -> tuple[str, dict[str, str]]:
-    """The route template and its path parameters; matched on the path so a {proxy+} resource works too."""
+    """The route template and its path parameters; matched on the path so a {proxy+} resource works too.
+
+    ``/users/me`` is a route of its own (exact paths first), as API Gateway prefers a static resource
+    to ``/users/{id}``."""
     if path in ROUTES:
         return path, {}
     match = _USER_PATH.match(path)

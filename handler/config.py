@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
+AUTH_MODES = ("cognito", "none")
 
 
 class ConfigError(RuntimeError):
@@ -39,6 +40,12 @@ class Settings(NamedTuple):
     """Larger request bodies are refused with 413 before they are parsed."""
     ssl_root_cert: str
     """CA file for TLS verify-full to DSQL; empty means botocore's bundle (it holds the Amazon roots)."""
+    auth_mode: str
+    """``cognito`` (the default): every /users request must carry the authorizer's claims, else 401.
+    ``none``: the demo opt-out, every caller is an anonymous administrator (handler/auth.py)."""
+    auth_client_ids: tuple[str, ...]
+    """App client ids whose ID tokens are accepted (the ``aud`` claim); empty accepts any client of the
+    pool, which is all API Gateway's Cognito authorizer itself checks."""
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -74,6 +81,15 @@ def load_settings() -> Settings:
     )
     if "*" in origins:
         raise ConfigError("CORS_ALLOW_ORIGINS may not contain '*': list the allowed origins")
+    auth_mode = os.environ.get("AUTH_MODE", "").strip().lower() or "cognito"
+    if auth_mode not in AUTH_MODES:
+        raise ConfigError(
+            f"AUTH_MODE={auth_mode!r} is not known; set it to cognito (API Gateway's Cognito authorizer) "
+            "or none (no authentication: demos only)"
+        )
+    client_ids = tuple(
+        client.strip() for client in os.environ.get("AUTH_CLIENT_IDS", "").split(",") if client.strip()
+    )
     return Settings(
         region=os.environ.get("AWS_REGION", "").strip() or "local",
         dsql_endpoint=dsql_endpoint,
@@ -85,6 +101,8 @@ def load_settings() -> Settings:
         connection_max_age_s=_int("DB_CONNECTION_MAX_AGE_S", 3300),
         max_body_bytes=_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         ssl_root_cert=os.environ.get("DB_SSLROOTCERT", "").strip(),
+        auth_mode=auth_mode,
+        auth_client_ids=client_ids,
     )
 
 

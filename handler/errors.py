@@ -52,6 +52,20 @@ class ValidationFailed(ApiError):
     code = "validation_failed"
 
 
+class Unauthorized(ApiError):
+    """No verified identity reached the function (API Gateway answers a bad token itself, before it)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    """The caller is known but may not do this (the email rule); another owner's row is a 404 instead."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(ApiError):
     status = 404
     code = "not_found"
@@ -91,6 +105,16 @@ class DatabaseUnavailable(Exception):
     """No connection could be made (network, TLS, authentication, token generation)."""
 
 
+# The unique index that allows one profile per token subject (migrations/0004_users_owner.sql).
+OWNER_INDEX = "users_owner_sub_idx"
+
+
+def _violates(exc: psycopg.Error, index: str, column: str) -> bool:
+    """Whether a unique violation is on ``index``: by constraint name, or the column in the detail."""
+    diag = exc.diag
+    return diag.constraint_name == index or f"({column})=" in (diag.message_detail or "")
+
+
 def is_occ_conflict(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error) and exc.sqlstate in OCC_SQLSTATES
 
@@ -100,6 +124,8 @@ def to_api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, pg_errors.UniqueViolation):
+        if _violates(exc, OWNER_INDEX, "owner_sub"):
+            return Conflict("you already have a profile: read or change it at /users/me")
         return Conflict(
             "a user with this email already exists", fields={"email": "is already used by another user"}
         )

@@ -1,4 +1,16 @@
-"""Data access for the users table: one autocommit statement per operation, so one round trip each.
+"""Data access for the users table, with the ownership rules inside every statement.
+
+One autocommit statement per operation, so one round trip each. Who may touch a row is decided by the
+statement itself, never by a check before it: an administrator's statements address any row by id; everyone
+else's carry ``owner_sub = <the token's sub>`` in their WHERE clause (or write it in their INSERT), so a
+row of another owner is simply not found (404, existence not revealed), and a route that forgot to check
+a role still cannot reach another owner's row. There is no statement a non-admin can reach that reads or
+changes a row without that predicate. Separate admin and owner statements (not ``owner_sub = %s OR %s``)
+keep each plan simple: an owner's statements are lookups on the unique owner index or the primary key,
+never a scan filtered row by row.
+
+Rows written before migration 0004 (and by administrators through POST /users) have no owner: only
+administrators see them.
 
 Every statement is plain SQL that DSQL accepts (checked with dsql-lint in the tests). Listing is keyset
 pagination on (created_at, id), served by the index users_created_at_id_idx scanned backwards; a page
@@ -13,20 +25,55 @@ from typing import Any
 import psycopg
 from psycopg.types.string import TextLoader
 
-COLUMNS = "id, name, email, created_at, updated_at"
+from handler.auth import Caller, owner_sub, writable_email
 
-GET_SQL = f"SELECT {COLUMNS} FROM users WHERE id = %s"
-FIRST_PAGE_SQL = f"SELECT {COLUMNS} FROM users ORDER BY created_at DESC, id DESC LIMIT %s"
-NEXT_PAGE_SQL = f"SELECT {COLUMNS} FROM users WHERE (created_at, id) < (%s, %s) ORDER BY created_at DESC, id DESC LIMIT %s"
-CREATE_SQL = f"INSERT INTO users (name, email) VALUES (%s, %s) RETURNING {COLUMNS}"
-UPDATE_SQL = (
-    "UPDATE users SET name = COALESCE(%s, name), email = COALESCE(%s, email), updated_at = now() "
-    f"WHERE id = %s RETURNING {COLUMNS}"
+COLUMNS = "id, name, email, created_at, updated_at"
+_ORDER = "ORDER BY created_at DESC, id DESC LIMIT %s"
+_SET = "SET name = COALESCE(%s, name), email = COALESCE(%s, email), updated_at = now()"
+
+# Administrators: any row.
+GET_ANY_SQL = f"SELECT {COLUMNS} FROM users WHERE id = %s"
+FIRST_PAGE_ANY_SQL = f"SELECT {COLUMNS} FROM users {_ORDER}"
+NEXT_PAGE_ANY_SQL = f"SELECT {COLUMNS} FROM users WHERE (created_at, id) < (%s, %s) {_ORDER}"
+CREATE_UNOWNED_SQL = f"INSERT INTO users (name, email) VALUES (%s, %s) RETURNING {COLUMNS}"
+UPDATE_ANY_SQL = f"UPDATE users {_SET} WHERE id = %s RETURNING {COLUMNS}"
+DELETE_ANY_SQL = "DELETE FROM users WHERE id = %s RETURNING id"
+
+# Everyone else: only rows whose owner_sub is the caller's sub.
+GET_OWNED_SQL = f"SELECT {COLUMNS} FROM users WHERE id = %s AND owner_sub = %s"
+FIRST_PAGE_OWNED_SQL = f"SELECT {COLUMNS} FROM users WHERE owner_sub = %s {_ORDER}"
+NEXT_PAGE_OWNED_SQL = (
+    f"SELECT {COLUMNS} FROM users WHERE owner_sub = %s AND (created_at, id) < (%s, %s) {_ORDER}"
 )
-DELETE_SQL = "DELETE FROM users WHERE id = %s RETURNING id"
+CREATE_OWNED_SQL = f"INSERT INTO users (name, email, owner_sub) VALUES (%s, %s, %s) RETURNING {COLUMNS}"
+UPDATE_OWNED_SQL = f"UPDATE users {_SET} WHERE id = %s AND owner_sub = %s RETURNING {COLUMNS}"
+DELETE_OWNED_SQL = "DELETE FROM users WHERE id = %s AND owner_sub = %s RETURNING id"
+
+# /users/me, for anyone signed in: the one row owned by the caller's sub.
+GET_MINE_SQL = f"SELECT {COLUMNS} FROM users WHERE owner_sub = %s"
+UPDATE_MINE_SQL = f"UPDATE users {_SET} WHERE owner_sub = %s RETURNING {COLUMNS}"
+DELETE_MINE_SQL = "DELETE FROM users WHERE owner_sub = %s RETURNING id"
+
 PING_SQL = "SELECT 1"
 
-ALL_SQL = (GET_SQL, FIRST_PAGE_SQL, NEXT_PAGE_SQL, CREATE_SQL, UPDATE_SQL, DELETE_SQL, PING_SQL)
+ALL_SQL = (
+    GET_ANY_SQL,
+    FIRST_PAGE_ANY_SQL,
+    NEXT_PAGE_ANY_SQL,
+    CREATE_UNOWNED_SQL,
+    UPDATE_ANY_SQL,
+    DELETE_ANY_SQL,
+    GET_OWNED_SQL,
+    FIRST_PAGE_OWNED_SQL,
+    NEXT_PAGE_OWNED_SQL,
+    CREATE_OWNED_SQL,
+    UPDATE_OWNED_SQL,
+    DELETE_OWNED_SQL,
+    GET_MINE_SQL,
+    UPDATE_MINE_SQL,
+    DELETE_MINE_SQL,
+    PING_SQL,
+)
 
 
 def use_api_representation(conn: psycopg.Connection) -> None:
@@ -60,37 +107,88 @@ def _user(row: tuple | None) -> dict[str, Any] | None:
     }
 
 
-def get_user(conn: psycopg.Connection, user_id: str) -> dict[str, Any] | None:
-    return _user(conn.execute(GET_SQL, (user_id,)).fetchone())
+def get_user(conn: psycopg.Connection, caller: Caller, user_id: str) -> dict[str, Any] | None:
+    """The user with this id, if the caller may see it; None otherwise (absent or another owner's)."""
+    if caller.is_admin:
+        return _user(conn.execute(GET_ANY_SQL, (user_id,)).fetchone())
+    return _user(conn.execute(GET_OWNED_SQL, (user_id, owner_sub(caller))).fetchone())
 
 
 def list_users(
-    conn: psycopg.Connection, limit: int, after: tuple[datetime, str] | None
+    conn: psycopg.Connection, caller: Caller, limit: int, after: tuple[datetime, str] | None
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Up to ``limit`` users newest first, strictly after the cursor; and whether more follow."""
-    if after is None:
-        rows = conn.execute(FIRST_PAGE_SQL, (limit + 1,)).fetchall()
+    """Up to ``limit`` users the caller may see, newest first, strictly after the cursor; and whether
+    more follow. An administrator sees everyone; anyone else their own profile, if any."""
+    if caller.is_admin:
+        if after is None:
+            rows = conn.execute(FIRST_PAGE_ANY_SQL, (limit + 1,)).fetchall()
+        else:
+            rows = conn.execute(NEXT_PAGE_ANY_SQL, (after[0], after[1], limit + 1)).fetchall()
     else:
-        rows = conn.execute(NEXT_PAGE_SQL, (after[0], after[1], limit + 1)).fetchall()
+        sub = owner_sub(caller)
+        if after is None:
+            rows = conn.execute(FIRST_PAGE_OWNED_SQL, (sub, limit + 1)).fetchall()
+        else:
+            rows = conn.execute(NEXT_PAGE_OWNED_SQL, (sub, after[0], after[1], limit + 1)).fetchall()
     return [_user(row) for row in rows[:limit]], len(rows) > limit  # type: ignore[misc]
 
 
-def create_user(conn: psycopg.Connection, name: str, email: str) -> dict[str, Any]:
-    """Raises psycopg.errors.UniqueViolation when the (normalised) email is taken."""
-    user = _user(conn.execute(CREATE_SQL, (name, email)).fetchone())
-    assert user is not None
-    return user
+def create_user(conn: psycopg.Connection, caller: Caller, name: str, email: str) -> dict[str, Any]:
+    """POST /users. An administrator creates a profile that belongs to no one (administrators manage
+    it); anyone else creates their own profile, exactly as POST /users/me.
+
+    Raises psycopg.errors.UniqueViolation when the (canonical) email is taken or the caller already has
+    a profile.
+    """
+    if caller.is_admin:
+        return _created(conn.execute(CREATE_UNOWNED_SQL, (name, email)).fetchone())
+    return create_my_user(conn, caller, name, email)
+
+
+def create_my_user(conn: psycopg.Connection, caller: Caller, name: str, email: str) -> dict[str, Any]:
+    """POST /users/me: the caller's own profile (one per sub: a unique index)."""
+    sub = owner_sub(caller)
+    own_email = writable_email(caller, email)
+    return _created(conn.execute(CREATE_OWNED_SQL, (name, own_email, sub)).fetchone())
 
 
 def update_user(
-    conn: psycopg.Connection, user_id: str, name: str | None, email: str | None
+    conn: psycopg.Connection, caller: Caller, user_id: str, name: str | None, email: str | None
 ) -> dict[str, Any] | None:
-    """Set the given fields and bump updated_at; None when there is no such user."""
-    return _user(conn.execute(UPDATE_SQL, (name, email, user_id)).fetchone())
+    """Set the given fields and bump updated_at; None when the caller may not see such a user."""
+    if caller.is_admin:
+        return _user(conn.execute(UPDATE_ANY_SQL, (name, email, user_id)).fetchone())
+    sub = owner_sub(caller)
+    own_email = writable_email(caller, email)
+    return _user(conn.execute(UPDATE_OWNED_SQL, (name, own_email, user_id, sub)).fetchone())
 
 
-def delete_user(conn: psycopg.Connection, user_id: str) -> bool:
-    return conn.execute(DELETE_SQL, (user_id,)).fetchone() is not None
+def delete_user(conn: psycopg.Connection, caller: Caller, user_id: str) -> bool:
+    if caller.is_admin:
+        return conn.execute(DELETE_ANY_SQL, (user_id,)).fetchone() is not None
+    return conn.execute(DELETE_OWNED_SQL, (user_id, owner_sub(caller))).fetchone() is not None
+
+
+def get_my_user(conn: psycopg.Connection, caller: Caller) -> dict[str, Any] | None:
+    return _user(conn.execute(GET_MINE_SQL, (owner_sub(caller),)).fetchone())
+
+
+def update_my_user(
+    conn: psycopg.Connection, caller: Caller, name: str | None, email: str | None
+) -> dict[str, Any] | None:
+    sub = owner_sub(caller)
+    own_email = writable_email(caller, email)
+    return _user(conn.execute(UPDATE_MINE_SQL, (name, own_email, sub)).fetchone())
+
+
+def delete_my_user(conn: psycopg.Connection, caller: Caller) -> bool:
+    return conn.execute(DELETE_MINE_SQL, (owner_sub(caller),)).fetchone() is not None
+
+
+def _created(row: tuple | None) -> dict[str, Any]:
+    user = _user(row)
+    assert user is not None  # INSERT ... RETURNING returns the row or raises
+    return user
 
 
 def ping(conn: psycopg.Connection) -> None:

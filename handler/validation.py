@@ -1,7 +1,8 @@
 """Turn untrusted request parts into typed values, or raise a 4xx ApiError with field-level messages.
 
 Every limit here mirrors the schema (name varchar(100) with a 1..100 CHECK, email varchar(255)) and the
-OpenAPI document, so the database never sees a value it would reject.
+OpenAPI document, so the database never sees a value it would reject. Each refusal names the rule that
+failed.
 """
 
 from __future__ import annotations
@@ -10,22 +11,111 @@ import base64
 import binascii
 import json
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from handler.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 NAME_MAX = 100
-EMAIL_MAX = 255
+EMAIL_MAX = 254  # RFC 5321: a path is at most 256 octets, two of them the angle brackets
 EMAIL_LOCAL_MAX = 64
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 200
 USER_FIELDS = ("name", "email")
 
+# Characters no name or address may hold anywhere, as inclusive code point ranges: C0 and C1 controls,
+# the line and paragraph separators, and every invisible or bidirectional control, i.e. Unicode's
+# Default_Ignorable_Code_Point set (zero-width space and joiners, soft hyphen, word joiner, variation
+# selectors, tags, Hangul fillers, the bidi embeddings, overrides and isolates) plus the remaining
+# format characters (category Cf). Each lets two different strings look identical ("ann\u200b@x.io")
+# or reorders what a reader sees (U+202E). The OpenAPI document's Name and Email patterns list the same
+# ranges; tests/test_openapi.py checks them character by character.
+INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x001F),
+    (0x007F, 0x009F),
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+# Characters that are fine as typed but whose canonical form (NFKC) holds a space or an @: spacing
+# accents such as U+00A8 become a space and a combining mark, U+FF20 becomes @. An address holding one
+# would stop being an address once canonical, so the local part refuses them (the document too).
+EMAIL_LOCAL_EXCLUDED_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00A8, 0x00A8),
+    (0x00AF, 0x00AF),
+    (0x00B4, 0x00B4),
+    (0x00B8, 0x00B8),
+    (0x02D8, 0x02DD),
+    (0x037A, 0x037A),
+    (0x0384, 0x0385),
+    (0x1FBD, 0x1FBD),
+    (0x1FBF, 0x1FC1),
+    (0x1FCD, 0x1FCF),
+    (0x1FDD, 0x1FDF),
+    (0x1FED, 0x1FEE),
+    (0x1FFD, 0x1FFE),
+    (0x2017, 0x2017),
+    (0x203E, 0x203E),
+    (0x309B, 0x309C),
+    (0xFC5E, 0xFC63),
+    (0xFDFA, 0xFDFB),
+    (0xFE49, 0xFE4C),
+    (0xFE6B, 0xFE6B),
+    (0xFE70, 0xFE70),
+    (0xFE72, 0xFE72),
+    (0xFE74, 0xFE74),
+    (0xFE76, 0xFE76),
+    (0xFE78, 0xFE78),
+    (0xFE7A, 0xFE7A),
+    (0xFE7C, 0xFE7C),
+    (0xFE7E, 0xFE7E),
+    (0xFF20, 0xFF20),
+    (0xFFE3, 0xFFE3),
+)
+# Lone surrogates: JSON allows them as \ud800 escapes, UTF-8 (and so the database) cannot hold them.
+_SURROGATES = ((0xD800, 0xDFFF),)
+
+
+def regex_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    """The ranges as the inside of a regular-expression character class (``\\uXXXX`` escapes)."""
+
+    def escape(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+    return "".join(escape(a) if a == b else f"{escape(a)}-{escape(b)}" for a, b in ranges)
+
+
+_INVISIBLE = re.compile(f"[{regex_class(INVISIBLE_RANGES + _SURROGATES)}]")
 # A plausible address: a local part of up to 64 printable characters, a dotted DNS domain (IDNs in
 # their xn-- form). The OpenAPI document carries the same pattern.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_EMAIL = re.compile(rf"^[^@\s\x00-\x1f\x7f-\x9f\ud800-\udfff]{{1,64}}@(?:{_LABEL}\.)+{_LABEL}$")
+_EMAIL = re.compile(
+    f"^[^@\\s{regex_class(INVISIBLE_RANGES + _SURROGATES + EMAIL_LOCAL_EXCLUDED_RANGES)}]{{1,64}}"
+    f"@(?:{_LABEL}\\.)+{_LABEL}$"
+)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DIGITS = re.compile(r"^[0-9]{1,4}$")
 
@@ -80,26 +170,41 @@ def json_object(event: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
     try:
         text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"the body is not valid UTF-8 (byte {exc.start}); send JSON encoded as UTF-8"
+        ) from None
+    try:
         payload = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not valid UTF-8 JSON"
-        raise BadRequest(f"malformed JSON body: {detail}") from None
+    except _RefusedJson as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise BadRequest(
+            "malformed JSON body: nested too deeply; send one flat object such as "
+            '{"name": "Ann", "email": "ann@example.com"}'
+        ) from None
     if not isinstance(payload, dict):
         raise BadRequest("the JSON body must be an object")
     return payload
+
+
+class _RefusedJson(ValueError):
+    """Text the json module parses but the API refuses; the message names the rule."""
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise _RefusedJson(f"the key {key!r} appears more than once; give each field once")
         result[key] = value
     return result
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise _RefusedJson(f"{name} is not a JSON value (JSON has no NaN or Infinity)")
 
 
 # ---------------------------------------------------------------- users
@@ -154,13 +259,14 @@ def _check_field(field: str, value: Any) -> tuple[str, str | None]:
 
 
 def normalise_name(value: str) -> tuple[str, str | None]:
-    """The name trimmed: at most 100 characters as sent, not blank, no control characters."""
+    """The name trimmed: at most 100 characters as sent, not blank, nothing invisible."""
     if len(value) > NAME_MAX:
         return "", f"must be at most {NAME_MAX} characters"
     # Checked before trimming: str.strip() would silently drop control characters such as NEL (\x85)
     # at the ends, which the document's pattern refuses anywhere.
-    if _UNPRINTABLE.search(value):
-        return "", "must not contain control characters"
+    problem = invisible_character(value)
+    if problem:
+        return "", problem
     name = value.strip()
     if not name:
         return "", "must not be empty"
@@ -168,25 +274,48 @@ def normalise_name(value: str) -> tuple[str, str | None]:
 
 
 def normalise_email(value: str) -> tuple[str, str | None]:
-    """The address trimmed and lower-cased (ASCII only, so its length never changes).
+    """The address in its canonical form: trimmed, Unicode NFKC, lower case.
 
-    Stored that way because DSQL has no expression index: uniqueness of lower(email) can only be
-    enforced by storing it lowered. The pattern is the OpenAPI document's, so both say the same.
+    Two addresses that differ only in composition (a + U+0308 or U+00E4), compatibility forms (fullwidth
+    letters) or case are one address: stored canonical, the unique index on the column makes the second
+    a 409. DSQL has no expression index, so uniqueness of a canonical form needs it stored that way.
+    The shape is checked as sent (the OpenAPI document's pattern) and again once canonical.
     """
     if len(value) > EMAIL_MAX:
         return "", f"must be at most {EMAIL_MAX} characters"
-    email = value.strip().translate(_ASCII_LOWER)
+    problem = invisible_character(value)
+    if problem:
+        return "", problem
+    email = value.strip()
     if not email:
         return "", "must not be empty"
+    if not _EMAIL.fullmatch(email.translate(_ASCII_LOWER)):
+        return "", "must be an email address like name@example.com"
+    email = canonical_email(email)
+    if len(email) > EMAIL_MAX:
+        return "", f"must be at most {EMAIL_MAX} characters once normalised (NFKC)"
     if not _EMAIL.fullmatch(email):
         return "", "must be an email address like name@example.com"
     return email, None
 
 
+def canonical_email(text: str) -> str:
+    """NFKC, lower case, NFKC again (lower-casing can leave a sequence NFKC would change)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).lower())
+
+
+def invisible_character(value: str) -> str | None:
+    """The rule a value breaks by holding a control, invisible or bidirectional character, if it does."""
+    found = _INVISIBLE.search(value)
+    if found is None:
+        return None
+    return (
+        f"must not contain control, invisible or bidirectional characters (found U+{ord(found.group()):04X} "
+        f"at position {found.start() + 1})"
+    )
+
+
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-# Cc: control characters (NUL cannot even be stored); Cs: lone surrogates, which JSON allows as \ud800
-# escapes but UTF-8 cannot encode.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 # ---------------------------------------------------------------- path and query

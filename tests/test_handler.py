@@ -1,7 +1,9 @@
 """The handler in-process: API Gateway v1 events in, proxy responses out, against a real PostgreSQL.
 
 The handler connects as the least-privilege role ``users_api`` (as on AWS), to a freshly migrated
-database per test.
+database per test. Requests carry the claims API Gateway's Cognito authorizer passes (strings, groups
+comma-separated); unless a test says otherwise, an administrator's, so every row is reachable.
+The ownership rules themselves are tested in tests/test_handler_auth.py.
 """
 
 from __future__ import annotations
@@ -24,6 +26,20 @@ from handler import app, db, logs, users
 from local.events import LambdaContext, api_gateway_event
 
 ORIGIN = "https://app.example.com"
+ADMIN_CLAIMS = {
+    "sub": "0b5e2f4c-admin-4e7a-9c1d-000000000001",
+    "email": "root@example.com",
+    "email_verified": "true",
+    "cognito:groups": "admins",
+    "token_use": "id",
+}
+
+
+def with_claims(event: dict[str, Any], claims: dict[str, str] | None) -> dict[str, Any]:
+    """The event as API Gateway passes it after its Cognito authorizer accepted a token."""
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {"claims": dict(claims)}
+    return event
 
 
 @dataclass
@@ -45,6 +61,7 @@ def invoke(
     query: str = "",
     headers: dict[str, str] | None = None,
     raw_body: bytes | str | None = None,
+    claims: dict[str, str] | None = ADMIN_CLAIMS,
 ) -> Reply:
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     payload = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
@@ -55,7 +72,7 @@ def invoke(
         headers=[(k, v) for k, v in all_headers.items() if v is not None],
         body=payload,
     )
-    raw = app.lambda_handler(event, LambdaContext())
+    raw = app.lambda_handler(with_claims(event, claims), LambdaContext())
     assert set(raw) == {"statusCode", "headers", "body", "isBase64Encoded"}
     text = raw["body"]
     return Reply(raw["statusCode"], raw["headers"], json.loads(text) if text else None, raw)
@@ -124,7 +141,7 @@ def test_location_keeps_the_stage_prefix_the_client_used(api: Call) -> None:
         "POST", "/users", headers=[("content-type", "application/json")], body='{"name":"A","email":"a@b.io"}'
     )
     event["requestContext"]["path"] = "/prod/users"
-    raw = app.lambda_handler(event, LambdaContext())
+    raw = app.lambda_handler(with_claims(event, ADMIN_CLAIMS), LambdaContext())
     assert raw["statusCode"] == 201
     assert raw["headers"]["Location"] == f"/prod/users/{json.loads(raw['body'])['id']}"
 
@@ -288,33 +305,46 @@ def test_invalid_user_is_400_with_a_field_message(api: Call, body: dict[str, Any
     assert_error(api("POST", "/users", body), 400, "validation_failed", field)
 
 
-def test_name_of_exactly_100_characters_and_email_of_255_are_accepted(api: Call) -> None:
-    email = "x" * 64 + "@" + "d" * 61 + "." + "e" * 61 + "." + "f" * 62 + ".com"
-    assert len(email) == 255
+def test_name_of_exactly_100_characters_and_email_of_254_are_accepted_255_refused(api: Call) -> None:
+    email = "x" * 64 + "@" + "d" * 61 + "." + "e" * 61 + "." + "f" * 61 + ".com"
+    assert len(email) == 254
     reply = api("POST", "/users", {"name": "é" * 100, "email": email})
     assert reply.status == 201, reply.body
     assert reply.body["name"] == "é" * 100
+    too_long = "x" + email
+    reply = api("POST", "/users", {"name": "A", "email": too_long})
+    assert_error(reply, 400, "validation_failed", "email")
+    assert reply.body["error"]["fields"]["email"] == "must be at most 254 characters"
 
 
 @pytest.mark.parametrize(
-    ("raw", "code"),
+    ("raw", "code", "message"),
     [
-        ("{not json", "bad_request"),
-        ('{"name": "A", "email": "a@example.com"', "bad_request"),
-        ("[1, 2]", "bad_request"),
-        ('"a string"', "bad_request"),
-        ("null", "bad_request"),
-        ('{"name": "A", "name": "B", "email": "a@example.com"}', "bad_request"),
-        ('{"name": NaN, "email": "a@example.com"}', "bad_request"),
-        ('{"name": "\\ud800", "email": "a@example.com"}', "validation_failed"),
-        ("[" * 100_00 + "]" * 100_00, "payload_too_large"),
-        ("[" * 5000 + "]" * 5000, "bad_request"),
+        ("{not json", "bad_request", "Expecting property name enclosed in double quotes (line 1, column 2)"),
+        ('{"name": "A", "email": "a@example.com"', "bad_request", "Expecting ',' delimiter"),
+        ("[1, 2]", "bad_request", "must be an object"),
+        ('"a string"', "bad_request", "must be an object"),
+        ("null", "bad_request", "must be an object"),
+        (
+            '{"name": "A", "name": "B", "email": "a@example.com"}',
+            "bad_request",
+            "'name' appears more than once",
+        ),
+        ('{"name": NaN, "email": "a@example.com"}', "bad_request", "NaN is not a JSON value"),
+        ('{"name": Infinity, "email": "a@example.com"}', "bad_request", "Infinity is not a JSON value"),
+        ('{"name": "\\ud800", "email": "a@example.com"}', "validation_failed", "the user is not valid"),
+        ("[" * 100_00 + "]" * 100_00, "payload_too_large", "larger than 16384 bytes"),
+        ("[" * 5000 + "]" * 5000, "bad_request", "nested too deeply"),
+        (b'{"name": "\xff"}', "bad_request", "not valid UTF-8 (byte 10)"),
     ],
 )
-def test_malformed_bodies_are_4xx(api: Call, raw: str, code: str) -> None:
+def test_malformed_bodies_are_4xx_naming_the_rule(
+    api: Call, raw: str | bytes, code: str, message: str
+) -> None:
     reply = api("POST", "/users", raw_body=raw)
     assert 400 <= reply.status < 500
     assert reply.body["error"]["code"] == code
+    assert message in reply.body["error"]["message"], reply.body
 
 
 def test_empty_body_is_400(api: Call) -> None:
@@ -351,7 +381,9 @@ def test_json_content_type_with_utf8_charset_and_any_case_is_accepted(api: Call)
 
 
 def test_base64_encoded_body_is_decoded(api: Call) -> None:
-    event = api_gateway_event("POST", "/users", headers=[("Content-Type", "application/json")])
+    event = with_claims(
+        api_gateway_event("POST", "/users", headers=[("Content-Type", "application/json")]), ADMIN_CLAIMS
+    )
     event["body"] = base64.b64encode(b'{"name": "B64", "email": "b64@example.com"}').decode()
     event["isBase64Encoded"] = True
     raw = app.lambda_handler(event, LambdaContext())
@@ -422,7 +454,7 @@ def test_cors_preflight(api: Call) -> None:
     assert reply.status == 204
     assert reply.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "POST" in reply.headers["Access-Control-Allow-Methods"]
-    assert reply.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    assert reply.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
 
 
 def test_no_cors_headers_without_configuration(api: Call, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -668,6 +700,7 @@ def test_request_log_at_debug_is_json_with_both_request_ids_and_no_secrets(api: 
         body='{"name": "Logged", "email": "logged@example.com"}',
         request_id="req-abc-123",
     )
+    with_claims(event, ADMIN_CLAIMS)
     level = logs.logger().log_level
     logs.logger().setLevel("DEBUG")
     logs.debug_enabled = True
@@ -690,14 +723,19 @@ def test_warnings_carry_the_request_ids_at_the_default_level(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://users_api:hunter2@127.0.0.1:1/postgres")
     app.reset()
-    lines = _logged(api_gateway_event("GET", "/users", request_id="req-down-1"), "lambda-req-down")
+    lines = _logged(
+        with_claims(api_gateway_event("GET", "/users", request_id="req-down-1"), ADMIN_CLAIMS),
+        "lambda-req-down",
+    )
     assert lines, "a 503 must be logged"
     assert all(line["level"] == "WARNING" for line in lines)
     assert {line["correlation_id"] for line in lines} == {"req-down-1"}
     assert {line["function_request_id"] for line in lines} == {"lambda-req-down"}
     assert "hunter2" not in json.dumps(lines)
     # The next invocation does not inherit the previous one's ids.
-    lines = _logged(api_gateway_event("GET", "/users", request_id="req-down-2"), "lambda-req-2")
+    lines = _logged(
+        with_claims(api_gateway_event("GET", "/users", request_id="req-down-2"), ADMIN_CLAIMS), "lambda-req-2"
+    )
     assert {line["correlation_id"] for line in lines} == {"req-down-2"}
 
 

@@ -73,7 +73,9 @@ def test_connects_to_dsql_as_the_app_role_with_an_iam_token_and_tls_verify_full(
 def test_a_dsql_connect_failure_is_a_503(aws_env: None, captured: dict[str, Any]) -> None:
     app.reset()
     try:
-        raw = app.lambda_handler(api_gateway_event("GET", "/users"), LambdaContext())
+        event = api_gateway_event("GET", "/users")
+        event["requestContext"]["authorizer"] = {"claims": {"sub": "s-1", "token_use": "id"}}
+        raw = app.lambda_handler(event, LambdaContext())
     finally:
         app.reset()
     assert raw["statusCode"] == 503
