@@ -1,40 +1,64 @@
 # Two commands for a new user: `make dev` runs the application locally, `make test` runs every test.
-# Both create or reuse the virtualenv in .venv first.
+# Both install from the locks (exact versions with hashes) into the virtualenv .venv with uv: `make dev`
+# only the local application's set, `make test` the developers' set (a superset). `make lock` remakes
+# every lock from its `.in` file.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# uv from PATH, else run from this Python; a machine with neither gets it with pip on first use.
+UV ?= $(if $(shell command -v uv 2>/dev/null),uv,$(PYTHON) -m uv)
+UV_INSTALL = $(UV) pip install --quiet --python $(PY) --require-hashes
+LOCAL_STAMP := $(VENV)/.local-installed
+DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: dev test lint format typecheck layer clean
-STACK ?= prod
+.PHONY: dev test lint format typecheck install-dev lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt handler/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+# --seed puts pip in the virtualenv: Pulumi's `toolchain: pip` installs requirements.txt with it.
+$(PY):
+	@command -v uv >/dev/null || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
+	  || { echo "uv is needed: python3 -m pip install --user uv (or pipx install uv)" >&2; exit 1; }
+	$(UV) venv --quiet --seed --python $(PYTHON) $(VENV)
+
+$(LOCAL_STAMP): requirements-local.txt | $(PY)
+	$(UV_INSTALL) -r requirements-local.txt
 	touch $@
 
-dev: $(STAMP)
+$(DEV_STAMP): requirements-dev.txt | $(PY)
+	$(UV_INSTALL) -r requirements-dev.txt
+	touch $@
+
+install-dev: $(DEV_STAMP)
+
+dev: $(LOCAL_STAMP)
 	$(PY) -m local
 
-test: lint typecheck $(STAMP)
+test: lint typecheck $(DEV_STAMP)
 	$(PY) -m pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/dsql-lint migrations/*.sql
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(PY) -m mypy .
 
-# The stack's Lambda layer zip (under build/, not in Pulumi's state): run before a preview on a fresh checkout.
-layer: $(STAMP)
-	$(PY) scripts/build_stack_layer.py --stack $(STACK)
+# The developers' set is resolved first, from every `.in` file and the tools together; each other lock is
+# constrained by it, so a package has one version in every set. Universal locks (environment markers,
+# hashes of every wheel of each pin): one file serves every platform; uv evaluates the markers at install
+# time, for Lambda's platform in scripts/build_artifacts.py. `make lock LOCK_ARGS=--upgrade` moves to
+# the newest versions the ranges allow.
+UV_COMPILE = $(UV) pip compile --quiet --universal --generate-hashes --custom-compile-command "make lock" $(LOCK_ARGS)
+lock:
+	$(UV_COMPILE) --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+	$(UV_COMPILE) --python-version 3.11 -c requirements-dev.txt requirements.in -o requirements.txt
+	$(UV_COMPILE) --python-version 3.11 -c requirements-dev.txt requirements-local.in -o requirements-local.txt
+	$(UV_COMPILE) --python-version 3.12 --only-binary :all: -c requirements-dev.txt handler/requirements.in \
+	  -o handler/requirements.txt
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
