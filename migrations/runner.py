@@ -10,9 +10,7 @@ so a run that failed half-way resumes from the top of the failed file once it is
 from __future__ import annotations
 
 import hashlib
-import random
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -22,6 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg import errors
 
+from migrations.occ import retry_occ_conflicts
 from migrations.sqlsplit import SqlSyntaxError, Statement, split_statements
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -33,9 +32,6 @@ TRACKING_TABLE_DDL = (
     " applied_at timestamptz NOT NULL DEFAULT now())"
 )
 FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
-OCC_RETRIES = 5
-OCC_BACKOFF_SECONDS = 0.05
 
 _CREATE_INDEX_ASYNC = re.compile(r"^\s*(CREATE\s+(?:UNIQUE\s+)?INDEX)\s+ASYNC\b", re.IGNORECASE)
 _AWS_IAM = re.compile(r"^\s*AWS\s+IAM\s+(GRANT|REVOKE)\b", re.IGNORECASE)
@@ -137,7 +133,7 @@ def apply_migrations(
     if not conn.autocommit:
         raise MigrationError("the connection must be in autocommit mode (psycopg autocommit=True)")
     ensure_tracking_table(conn)
-    applied = applied_checksums(conn)
+    applied = applied_checksums(conn)  # retried on conflicts: it runs right after DDL
     pending = check_history(migrations, applied)
     # Split every pending file first: a malformed file is reported before anything is applied.
     plan = [(migration, migration.statements()) for migration in pending]
@@ -150,7 +146,7 @@ def apply_migrations(
             f"INSERT INTO {TRACKING_TABLE} (name, checksum) VALUES (%s, %s)",
             (migration.name, migration.checksum),
         )
-        _with_occ_retry(record, f"recording {migration.name}")
+        retry_occ_conflicts(record, f"recording {migration.name}", log=log)
         log(f"applied {migration.name}")
     if not pending:
         log("schema is up to date")
@@ -187,12 +183,17 @@ def check_history(migrations: Sequence[Migration], applied: dict[str, str]) -> l
 
 def ensure_tracking_table(conn: psycopg.Connection) -> None:
     """Create the table that records applied files; only the migrating user can read it."""
-    _with_occ_retry(lambda: conn.execute(TRACKING_TABLE_DDL), "creating the tracking table")
+    retry_occ_conflicts(lambda: conn.execute(TRACKING_TABLE_DDL), "creating the tracking table")
 
 
 def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
-    rows = conn.execute(f"SELECT name, checksum FROM {TRACKING_TABLE}").fetchall()
-    return {name: checksum.strip() for name, checksum in rows}
+    """``{file name: checksum}`` of the recorded files; a read that a concurrent DDL can conflict with."""
+
+    def read() -> dict[str, str]:
+        rows = conn.execute(f"SELECT name, checksum FROM {TRACKING_TABLE}").fetchall()
+        return {name: checksum.strip() for name, checksum in rows}
+
+    return retry_occ_conflicts(read, f"reading {TRACKING_TABLE}")
 
 
 def run_statement(
@@ -221,7 +222,7 @@ def run_statement(
             return None
 
     try:
-        job_id = _with_occ_retry(attempt, where)
+        job_id = retry_occ_conflicts(attempt, where, log=log)
         if job_id is not None:
             log(f"  {where}: index build job {job_id} started, waiting")
             wait_for_job(conn, job_id, where)
@@ -244,18 +245,6 @@ def wait_for_job(conn: psycopg.Connection, job_id: str, where: str) -> None:
             f"{where}: index build job {job_id} did not succeed ({status}); fix the cause "
             "(for a unique index: duplicate rows), drop the invalid index and run again"
         )
-
-
-def _with_occ_retry(action: Callable[[], object], what: str):
-    """Run ``action``; retry DSQL optimistic-concurrency conflicts (SQLSTATE 40001) with backoff."""
-    for attempt in range(OCC_RETRIES + 1):
-        try:
-            return action()
-        except errors.SerializationFailure:
-            if attempt == OCC_RETRIES:
-                raise
-            time.sleep(OCC_BACKOFF_SECONDS * 2**attempt * random.uniform(0.5, 1.5))
-    raise AssertionError(f"unreachable: {what}")
 
 
 def _first_line(text: str) -> str:

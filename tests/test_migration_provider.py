@@ -1,20 +1,34 @@
-"""The schema migration provider against a real PostgreSQL, through the runner's dialect adapter, and
-the admin connection helper it shares with RegionalApp."""
+"""The schema migration provider called directly, against a real PostgreSQL that answers DSQL's dialect
+(tests/dsql_on_postgres.py), and the admin connection helper it shares with the IAM grants.
+
+Nothing here switches the provider to the PostgreSQL dialect: the statements recorded on the way to
+the database are exactly what the deployed provider sends to DSQL (``CREATE INDEX ASYNC``,
+``sys.wait_for_job``, ``AWS IAM GRANT``), which is what ``test_what_reaches_dsql_is_dsqls_dialect``
+pins down. The cluster itself (for ``read``) is moto's in-process DSQL control plane.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import psycopg
 import pytest
+from moto import mock_aws
+from moto.dsql.models import dsql_backends
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from components.dynamic import dsql_admin, migration
+from components.dynamic.aws_session import AMBIENT, AwsAccess
 from components.dynamic.dsql_admin import admin_connection, connection_overrides_from_url
 from components.dynamic.migration import SchemaMigrationProvider, migration_inputs
-from migrations.runner import Dialect, Migration, MigrationError, load_migrations
+from migrations.runner import Migration, MigrationError, load_migrations
+from tests.dsql_on_postgres import Recorder, route_admin_connections
 
 REGION = "us-east-1"
+ACCOUNT = "123456789012"
 FILES = migration_inputs(load_migrations())
 NAMES = [item["name"] for item in FILES]
 EXTRA = Migration("0099_create_audit.sql", "CREATE TABLE IF NOT EXISTS audit (id UUID PRIMARY KEY);\n")
@@ -25,6 +39,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """Token signing is local: fake credentials are enough and nothing reaches AWS."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
@@ -35,8 +50,8 @@ def tokens(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     made: list[tuple[str, str, str]] = []
     real = dsql_admin.admin_token
 
-    def recording(endpoint: str, region: str) -> str:
-        token = real(endpoint, region)
+    def recording(endpoint: str, region: str, access: AwsAccess = AMBIENT) -> str:
+        token = real(endpoint, region, access)
         made.append((endpoint, region, token))
         return token
 
@@ -45,14 +60,27 @@ def tokens(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def local_cluster(database_url: str, monkeypatch: pytest.MonkeyPatch, tokens) -> dict:
-    """The provider pointed at a fresh local PostgreSQL database: TLS off, PostgreSQL dialect."""
-    endpoint, overrides = connection_overrides_from_url(database_url)
-    monkeypatch.setattr(
-        migration, "_connect", lambda endpoint, region: admin_connection(endpoint, region, **overrides)
-    )
-    monkeypatch.setattr(migration, "DIALECT", Dialect.POSTGRES)
-    return {"endpoint": endpoint, "region": REGION, "migrations": FILES, "url": database_url}
+def sent(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """Every admin connection reaches the fresh test database; every statement is recorded as sent."""
+    recorder = Recorder()
+    routed = route_admin_connections(dsql_admin.admin_connection, database_url, recorder)
+    monkeypatch.setattr(dsql_admin, "admin_connection", routed)
+    return recorder
+
+
+@pytest.fixture
+def local_cluster(database_url: str, sent: Recorder, tokens) -> Iterator[dict]:
+    """A cluster in moto's DSQL whose endpoint's connections land on the fresh local database."""
+    with mock_aws():
+        cluster = boto3.client("dsql", region_name=REGION).create_cluster(deletionProtectionEnabled=False)
+        endpoint = f"{cluster['identifier']}.dsql.{REGION}.on.aws"
+        yield {
+            "endpoint": endpoint,
+            "identifier": cluster["identifier"],
+            "region": REGION,
+            "migrations": FILES,
+            "url": database_url,
+        }
 
 
 def props_of(cluster: dict, files: list[dict] | None = None) -> dict:
@@ -67,7 +95,7 @@ def recorded(url: str) -> list[tuple[str, object]]:
         return conn.execute("SELECT name, applied_at FROM schema_migrations ORDER BY name").fetchall()
 
 
-def test_create_applies_the_real_migrations_through_the_dialect_adapter(local_cluster, tokens) -> None:
+def test_create_applies_the_real_migrations(local_cluster, tokens) -> None:
     result = SchemaMigrationProvider().create(props_of(local_cluster))
 
     assert result.outs["applied_now"] == NAMES
@@ -79,8 +107,25 @@ def test_create_applies_the_real_migrations_through_the_dialect_adapter(local_cl
         assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'users_api'").fetchone() == (1,)
     (endpoint, region, token) = tokens[0]
     assert (endpoint, region) == (local_cluster["endpoint"], REGION)
-    assert "Action=DbConnectAdmin" in token
+    assert token.startswith(f"{local_cluster['endpoint']}/?Action=DbConnectAdmin")
     assert token not in repr(result.outs)  # the secret never reaches the state
+
+
+def test_what_reaches_dsql_is_dsqls_dialect(local_cluster, sent: Recorder) -> None:
+    """The deployed provider must never send the PostgreSQL stand-in: ASYNC kept, AWS IAM GRANT sent."""
+    grant = Migration(
+        "0099_map_auditor.sql",
+        "CREATE ROLE auditor WITH LOGIN;\nAWS IAM GRANT auditor TO 'arn:aws:iam::123456789012:role/auditor';\n",
+    )
+    SchemaMigrationProvider().create(props_of(local_cluster, [*FILES, *migration_inputs([grant])]))
+
+    statements = sent.sql()
+    index = "CREATE INDEX ASYNC IF NOT EXISTS users_created_at_id_idx ON users (created_at, id)"
+    assert index in statements
+    assert statements[statements.index(index) + 1] == "SELECT sys.wait_for_job(%s)"
+    assert "AWS IAM GRANT auditor TO 'arn:aws:iam::123456789012:role/auditor'" in statements
+    assert not any(s.startswith("CREATE INDEX users") or s.startswith("CREATE INDEX IF") for s in statements)
+    assert sent.connections == [(local_cluster["endpoint"], REGION)]
 
 
 def test_second_create_and_update_without_new_files_do_nothing(local_cluster) -> None:
@@ -160,14 +205,18 @@ def test_diff_refuses_a_removed_applied_file() -> None:
         SchemaMigrationProvider().diff("id", OLD, {**OLD, "migrations": FILES[:-1]})
 
 
+@pytest.mark.parametrize("value", ["other", Unknown(), rpc.UNKNOWN])
 @pytest.mark.parametrize("key", ["endpoint", "region"])
-def test_diff_replaces_when_the_cluster_changes(key: str) -> None:
-    diff = SchemaMigrationProvider().diff("id", OLD, {**OLD, key: "other"})
+def test_diff_replaces_when_the_cluster_changes_or_is_not_known_yet(key: str, value) -> None:
+    diff = SchemaMigrationProvider().diff("id", OLD, {**OLD, key: value})
     assert diff.replaces == [key]
 
 
-def test_diff_with_unknown_files_during_preview_is_an_update() -> None:
-    diff = SchemaMigrationProvider().diff("id", OLD, {**OLD, "migrations": rpc.UNKNOWN})
+@pytest.mark.parametrize(
+    "files", [rpc.UNKNOWN, Unknown(), [*FILES[:-1], Unknown()], [{**FILES[0], "sql": Unknown()}]]
+)
+def test_diff_with_unknown_files_during_preview_is_an_update(files) -> None:
+    diff = SchemaMigrationProvider().diff("id", OLD, {**OLD, "migrations": files})
     assert (diff.changes, diff.replaces) == (True, [])
 
 
@@ -203,8 +252,79 @@ def test_check_rejects_an_edited_or_out_of_order_file_against_the_applied_ones()
     assert any("sorts before" in r for r in check_reasons({**OLD, "migrations": out_of_order}, OLD))
 
 
-def test_check_accepts_unknown_values_during_preview() -> None:
-    assert check_reasons({"endpoint": rpc.UNKNOWN, "region": REGION, "migrations": FILES}) == []
+@pytest.mark.parametrize("unknown", [Unknown(), rpc.UNKNOWN], ids=["Unknown", "sentinel"])
+def test_check_accepts_unknown_values_during_preview(unknown) -> None:
+    assert check_reasons({"endpoint": unknown, "region": REGION, "migrations": FILES}) == []
+    assert check_reasons({"endpoint": unknown, "region": unknown, "migrations": unknown}) == []
+    assert check_reasons({**OLD, "migrations": [*FILES[:-1], unknown]}, OLD) == []
+
+
+def test_check_rejects_a_missing_endpoint_rather_than_taking_it_for_unknown() -> None:
+    assert any("endpoint is required" in r for r in check_reasons({"region": REGION, "migrations": FILES}))
+
+
+# --- read (pulumi refresh) ---------------------------------------------------------------------------
+
+
+def test_read_reflects_what_schema_migrations_records(local_cluster) -> None:
+    created = SchemaMigrationProvider().create(props_of(local_cluster))
+
+    read = SchemaMigrationProvider().read(created.id, {**(created.outs or {}), "__provider": "p"})
+
+    assert read.id == created.id
+    assert read.outs["migrations"] == FILES
+    assert read.outs["schema_version"] == NAMES[-1]
+    assert SchemaMigrationProvider().diff(read.id, read.outs, props_of(local_cluster)).changes is False
+
+
+def test_read_shows_a_file_recorded_with_another_checksum_and_a_missing_one(local_cluster) -> None:
+    created = SchemaMigrationProvider().create(props_of(local_cluster))
+    with psycopg.connect(local_cluster["url"], autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = %s WHERE name = %s", ("f" * 64, NAMES[0]))
+        conn.execute("DELETE FROM schema_migrations WHERE name = %s", (NAMES[-1],))
+
+    read = SchemaMigrationProvider().read(created.id, created.outs)
+
+    assert [item["name"] for item in read.outs["migrations"]] == NAMES[:-1]
+    assert read.outs["migrations"][0] == {"name": NAMES[0], "checksum": "f" * 64, "sql": ""}
+    assert read.outs["schema_version"] == NAMES[-2]
+    with pytest.raises(MigrationError, match=rf"{NAMES[0]} was edited after it was applied"):
+        SchemaMigrationProvider().diff(read.id, read.outs, props_of(local_cluster))
+
+
+def test_read_of_a_database_without_the_tracking_table_reads_as_gone(local_cluster) -> None:
+    created = SchemaMigrationProvider().create(props_of(local_cluster))
+    with psycopg.connect(local_cluster["url"], autocommit=True) as conn:
+        conn.execute("DROP TABLE schema_migrations")
+    assert SchemaMigrationProvider().read(created.id, created.outs).id == ""
+
+
+def test_read_of_a_deleted_cluster_reads_as_gone_without_connecting(local_cluster, sent) -> None:
+    created = SchemaMigrationProvider().create(props_of(local_cluster))
+    boto3.client("dsql", region_name=REGION).delete_cluster(identifier=local_cluster["identifier"])
+    before = len(sent.connections)
+
+    read = SchemaMigrationProvider().read(created.id, created.outs)
+
+    assert (read.id, read.outs) == ("", {})
+    assert len(sent.connections) == before
+
+
+def test_read_of_a_cluster_that_is_updating_keeps_the_state(local_cluster, sent, monkeypatch) -> None:
+    created = SchemaMigrationProvider().create(props_of(local_cluster))
+    dsql_backends[ACCOUNT][REGION].clusters[local_cluster["identifier"]].status = "UPDATING"
+    logged: list[str] = []
+    monkeypatch.setattr(migration, "log_progress", logged.append)
+
+    read = SchemaMigrationProvider().read(created.id, created.outs)
+
+    assert (read.id, read.outs) == (created.id, created.outs)
+    assert "is UPDATING" in logged[0] and "`pulumi refresh` again" in logged[0]
+
+
+def test_read_without_the_programs_properties_says_why() -> None:
+    with pytest.raises(MigrationError, match="lack endpoint or region"):
+        SchemaMigrationProvider().read("schema@x", {})
 
 
 # --- the admin connection helper --------------------------------------------------------------------
@@ -228,6 +348,18 @@ def test_admin_connection_defaults_are_dsql_admin_over_verified_tls(monkeypatch,
     assert seen["autocommit"] is True
     assert seen["connect_timeout"] > 0
     assert seen["password"] == tokens[0][2]
+
+
+def test_admin_connection_signs_for_the_endpoint_and_may_connect_to_another_address(
+    monkeypatch, tokens
+) -> None:
+    seen: dict = {}
+    monkeypatch.setattr(psycopg, "connect", lambda **kwargs: seen.update(kwargs))
+
+    admin_connection("abc.dsql.us-east-1.on.aws", REGION, hostaddr="127.0.0.1", sslmode="disable")
+
+    assert (seen["host"], seen["hostaddr"]) == ("abc.dsql.us-east-1.on.aws", "127.0.0.1")
+    assert tokens[0][0] == "abc.dsql.us-east-1.on.aws"
 
 
 def test_admin_connection_accepts_only_its_test_overrides() -> None:

@@ -12,6 +12,7 @@ import re
 import pytest
 from psycopg import errors
 
+from migrations import occ
 from migrations.runner import TRACKING_TABLE, Dialect, Migration, MigrationError, apply_migrations
 
 
@@ -32,17 +33,24 @@ class ScriptedDsql:
 
     autocommit = True
 
-    def __init__(self, job_succeeds: bool = True, conflicts_before_success: int = 0) -> None:
+    def __init__(
+        self,
+        job_succeeds: bool = True,
+        conflicts_before_success: int = 0,
+        conflicts: dict[str, int] | None = None,
+    ) -> None:
         self.job_succeeds = job_succeeds
-        self.conflicts_left = conflicts_before_success
+        # statement prefix -> how many times it answers 40001 before it succeeds
+        self.conflicts = {"CREATE INDEX ASYNC": conflicts_before_success, **(conflicts or {})}
         self.sent: list[tuple[str, tuple | None]] = []
         self._last: ScriptedResult | None = None
 
     def execute(self, query: str, params: tuple | None = None) -> ScriptedResult:
         self.sent.append((query, params))
-        if query.startswith("CREATE INDEX ASYNC") and self.conflicts_left:
-            self.conflicts_left -= 1
-            raise errors.SerializationFailure("change conflicts with another transaction (OC001)")
+        for prefix, left in self.conflicts.items():
+            if query.startswith(prefix) and left:
+                self.conflicts[prefix] = left - 1
+                raise errors.SerializationFailure("change conflicts with another transaction (OC001)")
         if query.startswith(f"SELECT name, checksum FROM {TRACKING_TABLE}"):
             rows: list[tuple] = []
         elif query.startswith("CREATE INDEX ASYNC"):
@@ -108,3 +116,30 @@ def test_iam_grant_is_sent_to_dsql_unchanged() -> None:
     conn = ScriptedDsql()
     apply_migrations(conn, [grant], Dialect.DSQL, log=lambda _: None)  # type: ignore[arg-type]
     assert ("AWS IAM GRANT users_api TO 'arn:aws:iam::123456789012:role/app'", None) in conn.sent
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The backoff waits, recorded instead of slept."""
+    recorded: list[float] = []
+    monkeypatch.setattr(occ.time, "sleep", recorded.append)
+    return recorded
+
+
+@pytest.mark.parametrize(
+    "bookkeeping", [f"INSERT INTO {TRACKING_TABLE}", f"SELECT name, checksum FROM {TRACKING_TABLE}"]
+)
+def test_bookkeeping_after_ddl_is_retried_on_conflicts(bookkeeping: str, waits: list[float]) -> None:
+    conn = ScriptedDsql(conflicts={bookkeeping: 2})
+    applied = apply_migrations(conn, [INDEX_FILE], Dialect.DSQL, log=lambda _: None)  # type: ignore[arg-type]
+    assert applied == ["0002_index.sql"]
+    assert sum(query.startswith(bookkeeping) for query, _ in conn.sent) == 3
+    assert len(waits) == 2
+
+
+def test_bookkeeping_that_keeps_conflicting_fails_after_a_bounded_number_of_attempts(waits) -> None:
+    conn = ScriptedDsql(conflicts={f"INSERT INTO {TRACKING_TABLE}": 10**6})
+    with pytest.raises(errors.SerializationFailure):
+        apply_migrations(conn, [INDEX_FILE], Dialect.DSQL, log=lambda _: None)  # type: ignore[arg-type]
+    assert sum(query.startswith("INSERT INTO") for query, _ in conn.sent) == occ.ATTEMPTS
+    assert len(waits) == occ.ATTEMPTS - 1

@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from moto.dsql.models import dsql_backends
 from moto.moto_api import state_manager
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from components.dynamic import peering
@@ -104,8 +105,8 @@ def test_second_create_on_a_peered_pair_changes_nothing(aws, logs, monkeypatch) 
     calls: list[str] = []
     real_client = peering._client
 
-    def counting_client(region: str):
-        client = real_client(region)
+    def counting_client(access, region: str):
+        client = real_client(access, region)
         client.meta.events.register("before-call.dsql.UpdateCluster", lambda **_: calls.append(region))
         return client
 
@@ -268,9 +269,17 @@ def test_check_rejects_bad_inputs_with_a_clear_message(change: dict, expected: s
     assert any(expected in reason for reason in found), found
 
 
-def test_check_lets_unknown_values_through_during_preview() -> None:
-    preview = {**GOOD, "primary_arn": rpc.UNKNOWN, "primary_identifier": rpc.UNKNOWN}
-    assert reasons(preview) == []
+@pytest.mark.parametrize("unknown", [Unknown(), rpc.UNKNOWN], ids=["Unknown", "sentinel"])
+def test_check_lets_unknown_values_through_during_preview(unknown) -> None:
+    """The engine's server hands Check ``Unknown`` instances; direct callers may pass the sentinel."""
+    assert reasons({**GOOD, "primary_arn": unknown, "primary_identifier": unknown}) == []
+    assert reasons({key: unknown for key in GOOD}) == []  # a first preview: no cluster exists yet
+    assert reasons({**GOOD, "timeout_seconds": unknown, "witness_region": unknown}) == []
+
+
+def test_check_rejects_a_missing_arn_rather_than_taking_it_for_unknown() -> None:
+    found = reasons({k: v for k, v in GOOD.items() if k != "primary_arn"})
+    assert any("primary_arn: None is not an Aurora DSQL cluster ARN" in r for r in found), found
 
 
 def test_diff_is_empty_for_the_same_inputs() -> None:
@@ -290,9 +299,19 @@ def test_diff_replaces_when_a_cluster_or_the_witness_changes(key: str) -> None:
     assert diff.delete_before_replace is True
 
 
-def test_diff_replaces_when_a_new_cluster_arn_is_not_known_yet() -> None:
-    diff = ClusterPeeringProvider().diff("id", dict(GOOD), {**GOOD, "secondary_arn": rpc.UNKNOWN})
-    assert diff.replaces == ["secondary_arn"]
+@pytest.mark.parametrize("unknown", [Unknown(), rpc.UNKNOWN], ids=["Unknown", "sentinel"])
+def test_diff_replaces_only_for_the_keys_not_known_yet(unknown) -> None:
+    news = {**GOOD, "secondary_arn": unknown, "secondary_identifier": unknown}
+    diff = ClusterPeeringProvider().diff("id", dict(GOOD), news)
+    assert diff.changes is True
+    assert diff.replaces == ["secondary_arn", "secondary_identifier"]  # known equal keys plan nothing
+
+
+def test_diff_with_an_unknown_wait_setting_is_an_update_not_a_replacement() -> None:
+    diff = ClusterPeeringProvider().diff(
+        "id", {**GOOD, "timeout_seconds": 1800}, {**GOOD, "timeout_seconds": Unknown()}
+    )
+    assert (diff.changes, diff.replaces) == (True, [])
 
 
 def test_diff_updates_in_place_when_only_the_timeout_changes() -> None:
@@ -358,7 +377,7 @@ def test_pending_setup_clusters_are_peered_then_wait_through_creating(monkeypatc
                 get_cluster_response(identifier, region, status, peer_arn),
                 {"identifier": identifier},
             )
-    monkeypatch.setattr(peering, "_client", lambda region: clients[region])
+    monkeypatch.setattr(peering, "_client", lambda access, region: clients[region])
 
     with stubs[PRIMARY], stubs[SECONDARY]:
         result = ClusterPeeringProvider().create(checked({**GOOD, "poll_interval_seconds": 0.001}))
@@ -368,3 +387,76 @@ def test_pending_setup_clusters_are_peered_then_wait_through_creating(monkeypatc
     assert result.outs["primary_status"] == result.outs["secondary_status"] == "ACTIVE"
     waiting = [m for m in logs if m.startswith("waiting for the DSQL cluster pair")]
     assert any("PENDING_SETUP" in m for m in waiting) and any("CREATING" in m for m in waiting)
+
+
+# --- read (pulumi refresh) ---------------------------------------------------------------------------
+
+
+def test_read_of_a_peered_pair_returns_the_state_with_current_statuses(aws, logs) -> None:
+    outs = ClusterPeeringProvider().create(checked(make_pair())).outs
+    dsql_backends[ACCOUNT][SECONDARY].clusters[outs["secondary_identifier"]].status = "IDLE"
+
+    read = ClusterPeeringProvider().read("pair-id", {**(outs or {}), "__provider": "serialized"})
+
+    assert read.id == "pair-id"
+    assert read.outs["primary_status"] == "ACTIVE"
+    assert read.outs["secondary_status"] == "IDLE"
+    assert read.outs["primary_arn"] == outs["primary_arn"]
+
+
+def test_read_of_a_pair_still_updating_keeps_it(aws, logs) -> None:
+    outs = ClusterPeeringProvider().create(checked(make_pair())).outs
+    dsql_backends[ACCOUNT][PRIMARY].clusters[outs["primary_identifier"]].status = "UPDATING"
+
+    read = ClusterPeeringProvider().read("pair-id", outs)
+
+    assert (read.id, read.outs["primary_status"]) == ("pair-id", "UPDATING")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("delete_primary", "not found"),
+        ("pending_delete", "PENDING_DELETE"),
+        ("unpeer_secondary", "does not name"),
+    ],
+)
+def test_read_of_a_pair_that_is_gone_or_unpeered_reads_as_gone(aws, logs, change, reason) -> None:
+    outs = ClusterPeeringProvider().create(checked(make_pair(deletion_protection=False))).outs
+    primary = dsql_backends[ACCOUNT][PRIMARY].clusters[outs["primary_identifier"]]
+    secondary = dsql_backends[ACCOUNT][SECONDARY].clusters[outs["secondary_identifier"]]
+    if change == "delete_primary":
+        del dsql_backends[ACCOUNT][PRIMARY].clusters[outs["primary_identifier"]]
+    elif change == "pending_delete":
+        primary.status = "PENDING_DELETE"
+    else:
+        secondary.multi_region_properties = {"witnessRegion": WITNESS}
+
+    read = ClusterPeeringProvider().read("pair-id", outs)
+
+    assert (read.id, read.outs) == ("", {})
+    assert any("reads as gone" in m and reason in m for m in logs), logs
+
+
+def test_read_of_a_pair_with_another_witness_reads_as_gone(aws, logs) -> None:
+    outs = ClusterPeeringProvider().create(checked(make_pair())).outs
+    assert ClusterPeeringProvider().read("pair-id", {**(outs or {}), "witness_region": "eu-west-1"}).id == ""
+
+
+def test_read_without_the_programs_properties_says_why() -> None:
+    with pytest.raises(PeeringError, match="lack primary_identifier"):
+        ClusterPeeringProvider().read("pair-id", {"witness_region": WITNESS})
+
+
+def test_read_with_credentials_aws_refuses_fails_with_a_clear_message(monkeypatch, logs) -> None:
+    client = boto3.client("dsql", region_name=PRIMARY)
+    stub = Stubber(client)
+    stub.add_client_error("get_cluster", "AccessDeniedException", "not authorized to dsql:GetCluster")
+    monkeypatch.setattr(peering, "_client", lambda access, region: client)
+
+    with stub, pytest.raises(PeeringError) as raised:
+        ClusterPeeringProvider().read("pair-id", dict(GOOD))
+
+    assert f"GetCluster {IDS[0]} ({PRIMARY}) failed" in str(raised.value)
+    assert "AccessDeniedException" in str(raised.value)
+    assert "awsProfile / awsAssumeRoleArn" in str(raised.value)

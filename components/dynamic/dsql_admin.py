@@ -6,9 +6,12 @@ The connection is autocommit (the migration runner and ``AWS IAM GRANT`` need on
 transaction), user ``admin``, database ``postgres``, port 5432, TLS ``verify-full`` against certifi's
 Mozilla bundle (it holds the Amazon Root CAs the DSQL endpoints chain to; libpq's ``sslrootcert=system``
 would depend on where the psycopg binary wheel's OpenSSL looks for a system store, which differs between
-machines). The password is an IAM admin auth token made by boto3's ``dsql`` client from the ambient
-AWS credential chain (environment, profile, role): it is signed locally, lives 15 minutes, is checked
-only at connect time and is never logged or returned.
+machines). The password is an IAM admin auth token made by boto3's ``dsql`` client with the stack's AWS
+access setting (``aws_session``; the ambient credential chain when none is set): it is signed locally,
+lives 15 minutes, is checked only at connect time and is never logged or returned.
+
+``cluster_status`` asks the control plane whether the cluster behind an endpoint still exists, so a
+``read`` (refresh) can tell a deleted cluster (the resource is gone) from one it cannot reach now.
 
 Why not the official ``aurora_dsql_psycopg`` connector: it treats any host without ``.dsql`` as a
 cluster id and rewrites it into a cluster hostname, and always replaces the password with a fresh
@@ -21,7 +24,13 @@ local PostgreSQL server::
     admin_connection("127.0.0.1", "us-east-1", port=5433, sslmode="disable",
                      user="postgres", dbname="test_db")
 
-Allowed overrides: ``port``, ``dbname``, ``user``, ``sslmode``, ``sslrootcert``, ``connect_timeout``.
+With ``hostaddr`` the host name stays the endpoint (the token is signed for it, as in production) and
+libpq connects to that address instead, without a DNS lookup::
+
+    admin_connection("abc.dsql.us-east-1.on.aws", "us-east-1", hostaddr="127.0.0.1", port=5433, ...)
+
+Allowed overrides: ``hostaddr``, ``port``, ``dbname``, ``user``, ``sslmode``, ``sslrootcert``,
+``connect_timeout``.
 Anything else (notably ``password``) is a TypeError: the token is always generated, so the seam cannot
 hide a broken signer. Production callers pass no overrides. ``connection_overrides_from_url`` turns a
 test database URL into ``(host, overrides)`` for this function.
@@ -29,26 +38,54 @@ test database URL into ``(host, overrides)`` for this function.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
+
+from components.dynamic.aws_session import AMBIENT, AwsAccess, session
 
 ADMIN_USER = "admin"
 DATABASE = "postgres"
 PORT = 5432
 CONNECT_TIMEOUT_SECONDS = 10
 TOKEN_LIFETIME_SECONDS = 900  # checked only when connecting; the connection outlives it (max 60 min)
-ALLOWED_OVERRIDES = frozenset({"port", "dbname", "user", "sslmode", "sslrootcert", "connect_timeout"})
+ALLOWED_OVERRIDES = frozenset(
+    {"hostaddr", "port", "dbname", "user", "sslmode", "sslrootcert", "connect_timeout"}
+)
+# <cluster identifier>.dsql.<region>.on.aws (the AWS provider has no endpoint output; we build it so).
+DSQL_ENDPOINT = re.compile(r"^(?P<identifier>[a-z0-9]+)\.dsql(-[a-z0-9]+)?\.(?P<region>[a-z0-9-]+)\.on\.aws$")
+# The states in which a cluster accepts connections (IDLE and INACTIVE wake on the first one).
+CONNECTABLE = frozenset({"ACTIVE", "IDLE", "INACTIVE"})
+# The states of a cluster that is being deleted or is lost: whatever lived in it is gone.
+GONE = frozenset({"DELETING", "DELETED", "PENDING_DELETE", "FAILED"})
 
 
-def admin_token(endpoint: str, region: str) -> str:
+def admin_token(endpoint: str, region: str, access: AwsAccess = AMBIENT) -> str:
     """An IAM auth token for ``admin`` on ``endpoint``; a secret: never log or return it."""
-    import boto3
-
-    client = boto3.session.Session().client("dsql", region_name=region)
+    client = session(access, region).client("dsql")
     return client.generate_db_connect_admin_auth_token(
         Hostname=endpoint, Region=region, ExpiresIn=TOKEN_LIFETIME_SECONDS
     )
+
+
+def cluster_status(endpoint: str, region: str, access: AwsAccess = AMBIENT) -> str | None:
+    """The status of the cluster behind ``endpoint`` (``GetCluster``), or None when it does not exist."""
+    match = DSQL_ENDPOINT.match(endpoint)
+    if match is None:
+        raise ValueError(f"{endpoint!r} is not a DSQL endpoint (<cluster id>.dsql.<region>.on.aws)")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = session(access, region).client("dsql")
+    try:
+        return str(client.get_cluster(identifier=match["identifier"])["status"])
+    except client.exceptions.ResourceNotFoundException:
+        return None
+    except (BotoCoreError, ClientError) as exc:
+        raise ConnectionError(
+            f"GetCluster {match['identifier']} ({region}) failed: {exc}. Check the AWS credentials "
+            "(awsProfile / awsAssumeRoleArn) and that they allow dsql:GetCluster, then retry."
+        ) from None
 
 
 def ca_bundle() -> str:
@@ -58,10 +95,13 @@ def ca_bundle() -> str:
     return certifi.where()
 
 
-def admin_connection(endpoint: str, region: str, **test_overrides: Any) -> psycopg.Connection:
+def admin_connection(
+    endpoint: str, region: str, access: AwsAccess = AMBIENT, **test_overrides: Any
+) -> psycopg.Connection:
     """An autocommit connection to the cluster at ``endpoint`` in ``region`` as ``admin``.
 
-    ``test_overrides`` replace libpq parameters for tests only (see the module docstring).
+    ``access`` is the identity that signs the token; ``test_overrides`` replace libpq parameters for
+    tests only (see the module docstring).
     """
     unknown = sorted(set(test_overrides) - ALLOWED_OVERRIDES)
     if unknown:
@@ -81,7 +121,7 @@ def admin_connection(endpoint: str, region: str, **test_overrides: Any) -> psyco
     params.update(test_overrides)
     if params["sslmode"] == "verify-full" and "sslrootcert" not in params:
         params["sslrootcert"] = ca_bundle()
-    params["password"] = admin_token(endpoint, region)
+    params["password"] = admin_token(endpoint, region, access)
     try:
         return psycopg.connect(autocommit=True, **params)
     except psycopg.OperationalError as exc:

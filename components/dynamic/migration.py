@@ -6,20 +6,32 @@ and the migration files as plain values ``[{"name", "checksum", "sql"}]``, read 
 ACTIVE pair.
 
 create/update  connect as ``admin`` (IAM admin token, TLS verify-full: ``dsql_admin``) and apply the
-               pending files with the shared runner (one statement per transaction, CREATE INDEX ASYNC
-               waited for, each file recorded with its checksum in ``schema_migrations``). Files
-               already recorded are skipped, so a second create or an update with no new file
-               changes nothing. A file that fails stops the run with the runner's message; the files
-               applied before it stay recorded and the next ``pulumi up`` continues from the failed one.
+               pending files with the shared runner in DSQL's dialect (one statement per transaction,
+               CREATE INDEX ASYNC waited for, each file recorded with its checksum in
+               ``schema_migrations``). Files already recorded are skipped, so a second create or an
+               update with no new file changes nothing. A file that fails stops the run with the
+               runner's message; the files applied before it stay recorded and the next ``pulumi up``
+               continues from the failed one.
+read           (``pulumi refresh``) the outputs become what the database records: ``migrations`` lists
+               the recorded files (a file recorded with another checksum than the state's, or one the
+               state does not know, keeps its recorded checksum, so the next preview names it), and
+               ``schema_version`` the last recorded file. A cluster that no longer exists (or is being
+               deleted), or a database with no ``schema_migrations`` rows, reads as gone (empty id):
+               the next ``pulumi up`` applies the schema again. A cluster that exists but is CREATING
+               or UPDATING keeps the last known state (logged); other failures are clear errors.
 diff           an update when files are added; an ERROR when a file already applied was edited or
                removed, or a new file sorts before an applied one; a replacement when the endpoint or
-               region changes (a new cluster needs the whole schema).
+               region changes or is not known yet (a new cluster needs the whole schema).
 delete         never drops anything: the schema and the data live as long as the clusters do, and
                are deleted only with them. It says so in the log.
 
-The connection and the dialect are module-level (``_connect``, ``DIALECT``) so a test can point the
-provider at a local PostgreSQL (``Dialect.POSTGRES``); the provider is pickled by reference to this
-module, so nothing a test changes here reaches the deployed state.
+``pulumi import`` cannot adopt this resource (the import request carries no serialized provider);
+``pulumi up`` adopts an existing schema instead, since recorded files are skipped.
+
+The dialect is always ``Dialect.DSQL`` here: the PostgreSQL adapter exists for the local app and
+must never reach a deployment (ASYNC dropped, ``AWS IAM GRANT`` skipped). Tests prove what reaches
+DSQL by recording the statements sent through this provider. Connections and AWS clients use the
+stack's AWS access setting, received in ``configure``.
 """
 
 from __future__ import annotations
@@ -28,16 +40,19 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic
+from psycopg import errors
 
-from components.dynamic.dsql_admin import admin_connection
-from components.dynamic.engine import is_unknown, log_progress
-from migrations.runner import Dialect, Migration, MigrationError, apply_migrations
+from components.dynamic import dsql_admin
+from components.dynamic.aws_session import AwsAccess, AwsAccessProvider
+from components.dynamic.engine import changed_keys, contains_unknown, is_unknown, log_progress
+from migrations.runner import Dialect, Migration, MigrationError, applied_checksums, apply_migrations
 
-DIALECT = Dialect.DSQL
+REPLACE_KEYS = ("endpoint", "region")
 
 
-def _connect(endpoint: str, region: str):
-    return admin_connection(endpoint, region)
+def _connect(endpoint: str, region: str, access: AwsAccess) -> Any:
+    # Looked up on the module at each call, so a test-only startup hook can route it to PostgreSQL.
+    return dsql_admin.admin_connection(endpoint, region, access)
 
 
 def migration_inputs(migrations: list[Migration]) -> list[dict[str, str]]:
@@ -77,17 +92,35 @@ def history_problems(old_files: list[dict[str, Any]], new_files: list[dict[str, 
     return problems
 
 
-class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
-    """Applies pending migration files; stateless, safe to pickle (nothing is kept on ``self``)."""
+def recorded_outputs(props: dict[str, Any], recorded: dict[str, str]) -> dict[str, Any]:
+    """The outputs as the database records them: ``migrations`` and ``schema_version``.
+
+    A recorded file the state has with the same checksum keeps its state entry; any other recorded
+    file gets its recorded checksum and no SQL, so the next diff reports it (edited or unknown file).
+    """
+    known = {item["name"]: item for item in props.get("migrations") or [] if isinstance(item, dict)}
+    files = [
+        known[name]
+        if name in known and known[name].get("checksum") == checksum
+        else {"name": name, "checksum": checksum, "sql": ""}
+        for name, checksum in sorted(recorded.items())
+    ]
+    return {"migrations": files, "schema_version": files[-1]["name"]}
+
+
+class SchemaMigrationProvider(AwsAccessProvider):
+    """Applies pending migration files; safe to pickle (nothing is kept on ``self`` before ``configure``)."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         failures: list[pulumi.dynamic.CheckFailure] = []
-        for key in ("endpoint", "region"):
+        for key in REPLACE_KEYS:
             value = news.get(key)
-            if value is None or (not is_unknown(value) and not str(value).strip()):
-                failures.append(pulumi.dynamic.CheckFailure(key, f"{key} is required"))
+            if is_unknown(value):
+                continue
+            if not isinstance(value, str) or not value.strip():
+                failures.append(pulumi.dynamic.CheckFailure(key, f"{key} is required, not {value!r}"))
         files = news.get("migrations")
-        if is_unknown(files):
+        if contains_unknown(files):  # checked again at `up`, when every value is known
             return pulumi.dynamic.CheckResult(news, failures)
         if not isinstance(files, list) or not files:
             failures.append(
@@ -114,7 +147,7 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
             failures.append(
                 pulumi.dynamic.CheckFailure("migrations", "migrations must be unique and in name order")
             )
-        if not failures and olds.get("migrations") and not is_unknown(olds.get("migrations")):
+        if not failures and olds.get("migrations") and not contains_unknown(olds.get("migrations")):
             failures += [
                 pulumi.dynamic.CheckFailure("migrations", problem)
                 for problem in history_problems(olds["migrations"], files)
@@ -122,11 +155,11 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
-        replaces = [key for key in ("endpoint", "region") if olds.get(key) != news.get(key)]
+        replaces = changed_keys(olds, news, REPLACE_KEYS)
         if replaces:
             return pulumi.dynamic.DiffResult(changes=True, replaces=replaces)
         old_files, new_files = olds.get("migrations") or [], news.get("migrations")
-        if is_unknown(new_files) or not isinstance(new_files, list):
+        if contains_unknown(new_files) or not isinstance(new_files, list):
             return pulumi.dynamic.DiffResult(changes=True, replaces=[])
         problems = history_problems(old_files, new_files)
         if problems:
@@ -141,21 +174,47 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
         return pulumi.dynamic.UpdateResult(self._apply(news))
 
+    def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
+        endpoint, region = props.get("endpoint"), props.get("region")
+        if not endpoint or not region:
+            raise MigrationError(
+                "the schema migration's properties lack endpoint or region; they come from the "
+                "program's inputs (a resource created by `pulumi import` cannot be refreshed)"
+            )
+        status = dsql_admin.cluster_status(endpoint, region, self.access)
+        if status is None or status in dsql_admin.GONE:
+            log_progress(f"schema on {endpoint} reads as gone: the cluster is {status or 'not found'}")
+            return pulumi.dynamic.ReadResult("", {})
+        if status not in dsql_admin.CONNECTABLE:
+            log_progress(
+                f"cluster behind {endpoint} is {status}: schema_migrations cannot be read now, the last "
+                "known state is kept; run `pulumi refresh` again once the cluster is ACTIVE"
+            )
+            return pulumi.dynamic.ReadResult(id_, props)
+        with _connect(endpoint, region, self.access) as conn:
+            try:
+                recorded = applied_checksums(conn)
+            except errors.UndefinedTable:
+                recorded = {}
+        if not recorded:
+            log_progress(f"schema on {endpoint} reads as gone: schema_migrations records no file")
+            return pulumi.dynamic.ReadResult("", {})
+        return pulumi.dynamic.ReadResult(id_, {**props, **recorded_outputs(props, recorded)})
+
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         log_progress(
             f"schema migrations resource for {props.get('endpoint')} removed from the stack; nothing "
             "was dropped: the tables and data stay until the clusters themselves are deleted"
         )
 
-    @staticmethod
-    def _apply(props: dict[str, Any]) -> dict[str, Any]:
+    def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         migrations = _migrations(props)
         endpoint, region = props["endpoint"], props["region"]
         log_progress(
             f"connecting to {endpoint} ({region}) as admin to apply {len(migrations)} migration file(s)"
         )
-        with _connect(endpoint, region) as conn:
-            applied_now = apply_migrations(conn, migrations, DIALECT, log=log_progress)
+        with _connect(endpoint, region, self.access) as conn:
+            applied_now = apply_migrations(conn, migrations, Dialect.DSQL, log=log_progress)
         return {
             **props,
             "applied_now": applied_now,

@@ -13,17 +13,27 @@ create  Idempotent and resumable: a side that already names its peer is not upda
         ``timeout_seconds`` for both clusters to be ACTIVE (IDLE and INACTIVE count: they are a
         healthy pair scaled down, back to ACTIVE on the first connection); FAILED, DELETING, DELETED
         or PENDING_DELETE, or the timeout, fail with the clusters' identifiers and states.
+read    (``pulumi refresh``) GetCluster on both: the pair exists when both clusters exist, are not
+        being deleted or FAILED, and each names the other with the same witness; then the outputs
+        carry their current states (a pair still CREATING or UPDATING reads as it is). Otherwise the
+        resource reads as gone (empty id), and the next ``pulumi up`` peers the pair again.
 delete  Never deletes or unpeers anything: the native clusters own deletion, and DSQL deletes a peered
         pair only as a pair (the first cluster deleted waits in PENDING_DELETE until its peer is
         deleted). Pulumi deletes this resource before the clusters, so delete is the last moment to
         stop a destroy that cannot finish: while deletion protection is on for a cluster that still
         exists, it raises and names the fix, before either cluster is touched (otherwise one cluster
         could be left in PENDING_DELETE). Missing clusters are fine: safe to run twice.
-diff    Replaces when an ARN, identifier, region or the witness changes; an update (no AWS call) when
-        only the wait settings change; nothing otherwise.
+diff    Replaces when an ARN, identifier, region or the witness changes or is not known yet (in a
+        preview, a cluster being replaced); an update (no AWS call) when only the wait settings change;
+        nothing when every value is known and equal.
+check   Rejects what cannot be a pair (see ``check``); values not known yet (preview) pass.
 
-Inputs are plain values; boto3 clients are built inside each method from the ambient AWS credentials
-(the same ones the Pulumi CLI gives the AWS provider through the environment or AWS_PROFILE).
+``pulumi import`` cannot adopt this resource: the engine's import request carries no serialized
+provider, and the dynamic-provider server needs one to know which provider to run. Nothing is lost:
+``pulumi up`` adopts an existing pair, because create skips a side that already names its peer.
+
+Inputs are plain values. Every boto3 client comes from ``aws_session.session`` with the stack's AWS
+access setting (``awsProfile`` / ``awsAssumeRoleArn``), received in ``configure``.
 """
 
 from __future__ import annotations
@@ -35,7 +45,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic
 
-from components.dynamic.engine import is_unknown, log_progress
+from components.dynamic.aws_session import AwsAccess, AwsAccessProvider, session
+from components.dynamic.engine import changed_keys, is_unknown, log_progress
 
 DEFAULT_TIMEOUT_SECONDS = 1800
 DEFAULT_POLL_SECONDS = 10.0  # the AWS samples poll multi-region clusters every 10 s
@@ -51,6 +62,7 @@ CLUSTER_ARN = re.compile(
     r"cluster/(?P<identifier>[a-z0-9]{26})$"
 )
 SIDES = ("primary", "secondary")
+PARTS = ("identifier", "arn", "region")
 REPLACE_KEYS = (
     "primary_arn",
     "primary_identifier",
@@ -67,10 +79,8 @@ class PeeringError(RuntimeError):
     """The pair could not be peered, or cannot be deleted yet; the message names clusters and states."""
 
 
-def _client(region: str):
-    import boto3
-
-    return boto3.session.Session().client("dsql", region_name=region)
+def _client(access: AwsAccess, region: str) -> Any:
+    return session(access, region).client("dsql")
 
 
 def _describe(side: dict[str, Any], cluster: dict[str, Any] | None) -> str:
@@ -78,8 +88,8 @@ def _describe(side: dict[str, Any], cluster: dict[str, Any] | None) -> str:
     return f"{side['identifier']} ({side['region']}): {state}"
 
 
-class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
-    """Peers two DSQL clusters; stateless, safe to pickle (nothing is kept on ``self``)."""
+class ClusterPeeringProvider(AwsAccessProvider):
+    """Peers two DSQL clusters; safe to pickle (nothing is kept on ``self`` before ``configure``)."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         failures: list[pulumi.dynamic.CheckFailure] = []
@@ -139,8 +149,8 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
-        replaces = [key for key in REPLACE_KEYS if olds.get(key) != news.get(key)]
-        updates = [key for key in UPDATE_KEYS if olds.get(key) != news.get(key)]
+        replaces = changed_keys(olds, news, REPLACE_KEYS)
+        updates = changed_keys(olds, news, UPDATE_KEYS)
         return pulumi.dynamic.DiffResult(
             changes=bool(replaces or updates),
             replaces=replaces,
@@ -152,8 +162,9 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
         sides = _sides(props)
         witness = props["witness_region"]
         for side, peer in ((sides[0], sides[1]), (sides[1], sides[0])):
-            _peer_one_side(side, peer, witness)
+            _peer_one_side(self.access, side, peer, witness)
         states = _wait_until_ready(
+            self.access,
             sides,
             witness,
             float(props.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS),
@@ -163,6 +174,16 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
         peering_id = f"{sides[0]['identifier']}+{sides[1]['identifier']}"
         return pulumi.dynamic.CreateResult(peering_id, {**props, **_outputs(states)})
 
+    def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
+        sides = _sides(props)
+        clusters = [_get_cluster(self.access, side) for side in sides]
+        problem = _pair_problem(sides, clusters, props.get("witness_region"))
+        if problem is not None:
+            log_progress(f"DSQL cluster pair {id_} reads as gone: {problem}; `pulumi up` peers it again")
+            return pulumi.dynamic.ReadResult("", {})
+        states = [cluster["status"] for cluster in clusters if cluster is not None]
+        return pulumi.dynamic.ReadResult(id_, {**props, **_outputs(states)})
+
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
         # Only the wait settings can change without a replacement; nothing to do in AWS.
         return pulumi.dynamic.UpdateResult({**news, **_outputs(_statuses(olds))})
@@ -170,7 +191,7 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         protected: list[str] = []
         for side in _sides(props):
-            cluster = _get_cluster(side)
+            cluster = _get_cluster(self.access, side)
             if cluster is None:
                 continue
             if cluster.get("deletionProtectionEnabled"):
@@ -190,26 +211,48 @@ class ClusterPeeringProvider(pulumi.dynamic.ResourceProvider):
 
 
 def _sides(props: dict[str, Any]) -> list[dict[str, str]]:
-    return [
-        {
-            "identifier": props[f"{side}_identifier"],
-            "arn": props[f"{side}_arn"],
-            "region": props[f"{side}_region"],
-        }
-        for side in SIDES
-    ]
+    missing = [f"{side}_{part}" for side in SIDES for part in PARTS if not props.get(f"{side}_{part}")]
+    if missing:
+        raise PeeringError(
+            f"the peering's properties lack {', '.join(missing)}; they come from the program's inputs "
+            "(a refresh of a resource created by `pulumi import` cannot work: see the module docstring)"
+        )
+    return [{part: str(props[f"{side}_{part}"]) for part in PARTS} for side in SIDES]
 
 
-def _get_cluster(side: dict[str, str]) -> dict[str, Any] | None:
-    client = _client(side["region"])
+def _get_cluster(access: AwsAccess, side: dict[str, str]) -> dict[str, Any] | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = _client(access, side["region"])
     try:
         return client.get_cluster(identifier=side["identifier"])
     except client.exceptions.ResourceNotFoundException:
         return None
+    except (BotoCoreError, ClientError) as exc:
+        # Credentials, permissions, throttling past botocore's retries, no network: say which call.
+        raise PeeringError(
+            f"GetCluster {side['identifier']} ({side['region']}) failed: {exc}. Check the AWS "
+            "credentials (awsProfile / awsAssumeRoleArn) and that they allow dsql:GetCluster, then retry."
+        ) from None
 
 
-def _peer_one_side(side: dict[str, str], peer: dict[str, str], witness: str) -> None:
-    cluster = _get_cluster(side)
+def _pair_problem(
+    sides: list[dict[str, str]], clusters: list[dict[str, Any] | None], witness: Any
+) -> str | None:
+    """Why the two clusters are not (or no longer) a peered pair with ``witness``; None when they are."""
+    for side, peer, cluster in zip(sides, reversed(sides), clusters, strict=True):
+        if cluster is None or cluster["status"] in DOOMED:
+            return _describe(side, cluster)
+        properties = cluster.get("multiRegionProperties") or {}
+        if properties.get("witnessRegion") != witness:
+            return f"{side['identifier']} has witness region {properties.get('witnessRegion')!r}, not {witness!r}"
+        if peer["arn"] not in (properties.get("clusters") or []):
+            return f"{side['identifier']} ({side['region']}) does not name {peer['identifier']} as its peer"
+    return None
+
+
+def _peer_one_side(access: AwsAccess, side: dict[str, str], peer: dict[str, str], witness: str) -> None:
+    cluster = _get_cluster(access, side)
     if cluster is None:
         raise PeeringError(f"cannot peer DSQL cluster {side['identifier']} ({side['region']}): not found")
     if cluster["status"] in DOOMED:
@@ -225,7 +268,7 @@ def _peer_one_side(side: dict[str, str], peer: dict[str, str], witness: str) -> 
         log_progress(f"DSQL cluster {side['identifier']} already names {peer['identifier']} as its peer")
         return
     log_progress(f"peering DSQL cluster {side['identifier']} ({side['region']}) with {peer['identifier']}")
-    _client(side["region"]).update_cluster(
+    _client(access, side["region"]).update_cluster(
         identifier=side["identifier"],
         multiRegionProperties={"witnessRegion": witness, "clusters": [peer["arn"]]},
     )
@@ -239,12 +282,14 @@ def _outputs(states: list[str]) -> dict[str, str]:
     return {f"{side}_status": state for side, state in zip(SIDES, states, strict=True)}
 
 
-def _wait_until_ready(sides: list[dict[str, str]], witness: str, timeout: float, poll: float) -> list[str]:
+def _wait_until_ready(
+    access: AwsAccess, sides: list[dict[str, str]], witness: str, timeout: float, poll: float
+) -> list[str]:
     """Poll both clusters until each is ready and names the other; return their final states."""
     deadline = time.monotonic() + timeout
     last_report = ""
     while True:
-        clusters = [_get_cluster(side) for side in sides]
+        clusters = [_get_cluster(access, side) for side in sides]
         described = "; ".join(_describe(side, c) for side, c in zip(sides, clusters, strict=True))
         alive = [c for c in clusters if c is not None and c["status"] not in DOOMED]
         if len(alive) != len(sides):
