@@ -21,7 +21,7 @@ from typing import Any
 from handler import logs, users, validation
 from handler.auth import Caller, caller_from_event
 from handler.config import ConfigError, settings
-from handler.db import Database
+from handler.db import Database, start_invocation
 from handler.errors import MethodNotAllowed, NotFound, ServiceUnavailable, to_api_error
 
 _database: Database | None = None
@@ -318,4 +318,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cold_start=_cold_start,
     )
     _cold_start = False
+    start_invocation(context)  # the database deadline ends before Lambda's (handler/db.py)
     return handle(event)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
+API_GATEWAY_TIMEOUT_MS = 29_000  # REST API integration timeout: a later answer never reaches the client
 AUTH_MODES = ("cognito", "none")
 
 
@@ -34,6 +35,10 @@ class Settings(NamedTuple):
     """Set once per connection; a statement running longer is cancelled and answered with 503."""
     connect_timeout_s: int
     """How long to wait for the database before answering 503."""
+    request_timeout_ms: int
+    """Client-side deadline of a request's database work (connects, statements, retries): then 503.
+    Above the statement timeout, so the server's own cancel (a known outcome) comes first; below API
+    Gateway's 29 s. Lambda's remaining time shortens it further (handler/db.py)."""
     connection_max_age_s: int
     """Recycle the connection after this long: DSQL closes connections at 60 minutes."""
     max_body_bytes: int
@@ -59,6 +64,23 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
     return value
+
+
+def _request_timeout_ms(statement_timeout_ms: int) -> int:
+    timeout = _int("REQUEST_TIMEOUT_MS", statement_timeout_ms + 1000)
+    if timeout <= statement_timeout_ms:
+        raise ConfigError(
+            f"REQUEST_TIMEOUT_MS={timeout} must exceed STATEMENT_TIMEOUT_MS={statement_timeout_ms}, so that "
+            "the server cancels a slow statement (a known outcome) before the client gives up on it; "
+            "raise it or unset it (default: the statement timeout plus 1000)"
+        )
+    if timeout > API_GATEWAY_TIMEOUT_MS - 1000:
+        raise ConfigError(
+            f"REQUEST_TIMEOUT_MS={timeout} is too long: API Gateway stops waiting at "
+            f"{API_GATEWAY_TIMEOUT_MS} ms, so the 503 would never reach the client; use at most "
+            f"{API_GATEWAY_TIMEOUT_MS - 1000} (and a STATEMENT_TIMEOUT_MS below it)"
+        )
+    return timeout
 
 
 def load_settings() -> Settings:
@@ -90,14 +112,16 @@ def load_settings() -> Settings:
     client_ids = tuple(
         client.strip() for client in os.environ.get("AUTH_CLIENT_IDS", "").split(",") if client.strip()
     )
+    statement_timeout_ms = _int("STATEMENT_TIMEOUT_MS", 5000)
     return Settings(
         region=os.environ.get("AWS_REGION", "").strip() or "local",
         dsql_endpoint=dsql_endpoint,
         db_user=os.environ.get("DB_USER", "").strip() or "users_api",
         database_url=database_url,
         cors_allow_origins=origins,
-        statement_timeout_ms=_int("STATEMENT_TIMEOUT_MS", 5000),
+        statement_timeout_ms=statement_timeout_ms,
         connect_timeout_s=_int("DB_CONNECT_TIMEOUT_S", 5),
+        request_timeout_ms=_request_timeout_ms(statement_timeout_ms),
         connection_max_age_s=_int("DB_CONNECTION_MAX_AGE_S", 3300),
         max_body_bytes=_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         ssl_root_cert=os.environ.get("DB_SSLROOTCERT", "").strip(),

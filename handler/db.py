@@ -14,17 +14,36 @@ When is a retry safe?
 * Broken connection during a statement: whether it committed is unknown. Only ``idempotent`` work
   (reads, and PATCH, which writes absolute values) is retried once on a fresh connection; a create or a
   delete answers 503 and the client decides.
+
+Deadlines: the server's ``statement_timeout`` cannot fire when the server is frozen or the network is
+gone, so every request also has a deadline of its own on this side: ``REQUEST_TIMEOUT_MS`` (default:
+the statement timeout plus one second, so the server's cancel, whose outcome is known, comes first),
+never later than Lambda's remaining time minus INVOCATION_RESERVE_S. A connect waits at most what is
+left of it; a statement still running at the deadline has its socket shut down by the ``Watchdog``,
+which wakes the blocked psycopg call at once with a broken connection. The request then answers 503 with
+Retry-After: nothing is retried after the deadline, and a write cut in flight has an unknown outcome, as
+after any broken link. libpq's TCP keepalives and ``tcp_user_timeout`` let the kernel notice a dead
+peer too, but they cannot notice a frozen server whose kernel still acknowledges every packet.
+
+SnapStart: a restored snapshot may run in many environments at once and long after it was taken, so
+``after_restore`` (registered with the runtime's ``snapshot_restore_py`` when it exists) drops any
+connection made before the snapshot and reseeds ``random`` (the OCC jitter); ``prime`` imports in init
+what the first DSQL connect would otherwise import on the first request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import select
+import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -39,29 +58,75 @@ T = TypeVar("T")
 OCC_RETRIES = 4
 OCC_BASE_DELAY_S = 0.005
 OCC_MAX_DELAY_S = 0.2
+INVOCATION_RESERVE_S = 0.5
+"""Kept from Lambda's remaining time to send the 503 (and log it) after a deadline."""
+MIN_CONNECT_WAIT_S = 2
+"""psycopg (like libpq) waits at least this long for a connection, whatever connect_timeout says."""
+# TCP keepalive on the connection: an idle connection to a vanished peer is found dead (and replaced
+# before use) after about 30 + 3 x 5 s of silence instead of failing the next request.
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+# When Lambda stops the current invocation (monotonic clock), from its context; None outside Lambda.
+_invocation_ends: float | None = None
+# Every Database of this process, so that a SnapStart restore can drop their connections.
+_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def start_invocation(context: Any) -> None:
+    """Note when Lambda will stop this invocation: no request deadline of it may end later.
+
+    Called by the entry point with Lambda's context (``get_remaining_time_in_millis``); a context
+    without it (or none) leaves only ``REQUEST_TIMEOUT_MS``. Never raises.
+    """
+    global _invocation_ends
+    try:
+        remaining_ms = context.get_remaining_time_in_millis()
+        _invocation_ends = time.monotonic() + remaining_ms / 1000
+    except Exception:
+        _invocation_ends = None
 
 
 class Database:
     """The container's connection and the retry rules around every use of it."""
 
-    def __init__(self, settings: Settings, connect: Callable[[], psycopg.Connection] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, connect: Callable[[float], psycopg.Connection] | None = None
+    ) -> None:
         self.settings = settings
         self._connect = connect or self._default_connect
         self._conn: psycopg.Connection | None = None
         self._born = 0.0
+        self._watchdog = Watchdog()
         self.connects = 0
+        _databases.add(self)
 
     # ------------------------------------------------------------ connection lifecycle
 
-    def _default_connect(self) -> psycopg.Connection:
+    def deadline(self) -> float:
+        """When a request starting now must have its answer (monotonic clock)."""
+        deadline = time.monotonic() + self.settings.request_timeout_ms / 1000
+        if _invocation_ends is not None:
+            deadline = min(deadline, _invocation_ends - INVOCATION_RESERVE_S)
+        return deadline
+
+    def _default_connect(self, deadline: float) -> psycopg.Connection:
         s = self.settings
         if s.database_url:
-            conn = psycopg.connect(s.database_url, autocommit=True, connect_timeout=s.connect_timeout_s)
-        else:
-            conn = _connect_dsql(s)
-        return conn
+            return psycopg.connect(
+                s.database_url,
+                autocommit=True,
+                connect_timeout=connect_timeout(s, deadline),
+                tcp_user_timeout=s.request_timeout_ms,
+                **KEEPALIVES,
+            )
+        return _connect_dsql(s, deadline)
 
-    def connection(self) -> psycopg.Connection:
+    def connection(self, deadline: float | None = None) -> psycopg.Connection:
         """The live connection, made now if there is none or the old one is too old or dead."""
         conn = self._conn
         if conn is not None and (
@@ -70,11 +135,19 @@ class Database:
             self.discard()
             conn = None
         if conn is None:
+            deadline = self.deadline() if deadline is None else deadline
             try:
-                conn = self._connect()
-                self._prepare(conn)
+                conn = self._connect(deadline)
             except psycopg.OperationalError as exc:
                 raise DatabaseUnavailable(f"cannot connect: {_reason(exc)}") from exc
+            self._watchdog.arm(conn, deadline)
+            try:
+                self._prepare(conn)
+            except psycopg.OperationalError as exc:
+                conn.close()
+                raise DatabaseUnavailable(f"cannot prepare the connection: {_reason(exc)}") from exc
+            finally:
+                self._watchdog.disarm()
             self._conn = conn
             self._born = time.monotonic()
             self.connects += 1
@@ -91,7 +164,6 @@ class Database:
             try:
                 conn.execute(f"SET {setting}")
             except psycopg.OperationalError:
-                conn.close()
                 raise
             except psycopg.Error as exc:
                 logs.warning("session setting refused", setting=setting.split()[0], sqlstate=exc.sqlstate)
@@ -107,27 +179,122 @@ class Database:
     # ------------------------------------------------------------ running work
 
     def run(self, work: Callable[[psycopg.Connection], T], *, idempotent: bool) -> T:
-        """``work(conn)`` with OCC retries; ``idempotent`` work is also retried once after a broken link."""
+        """``work(conn)`` with OCC retries; ``idempotent`` work is also retried once after a broken link.
+
+        All of it within one deadline (``deadline()``): no retry starts after it, and a statement still
+        running at it is cut (DatabaseUnavailable, a 503).
+        """
+        started = time.monotonic()
+        deadline = self.deadline()
         occ_attempt = 0
         reconnected = False
         while True:
-            conn = self.connection()
+            conn = self.connection(deadline)
+            self._watchdog.arm(conn, deadline)
             try:
                 return work(conn)
             except psycopg.Error as exc:
+                if self._watchdog.disarm():
+                    self.discard()
+                    budget_ms = round((deadline - started) * 1000)
+                    raise DatabaseUnavailable(f"no answer within the request's {budget_ms} ms") from exc
                 if is_occ_conflict(exc) and occ_attempt < OCC_RETRIES:
                     occ_attempt += 1
                     delay = min(OCC_BASE_DELAY_S * 2 ** (occ_attempt - 1), OCC_MAX_DELAY_S)
-                    time.sleep(delay * random.uniform(0.5, 1.5))
-                    continue
+                    delay *= random.uniform(0.5, 1.5)
+                    if time.monotonic() + delay < deadline:
+                        time.sleep(delay)
+                        continue
                 if isinstance(exc, pg_errors.QueryCanceled) or not (conn.broken or conn.closed):
                     raise
                 self.discard()
-                if idempotent and not reconnected:
+                if idempotent and not reconnected and time.monotonic() < deadline:
                     logs.warning("connection broken; retrying once on a new connection", reason=_reason(exc))
                     reconnected = True
                     continue
                 raise DatabaseUnavailable(f"connection lost: {_reason(exc)}") from exc
+            finally:
+                self._watchdog.disarm()
+
+
+class Watchdog:
+    """Cuts the connection of a request that outlives its deadline.
+
+    A psycopg call waiting for the server blocks in poll() on the connection's socket, with the GIL
+    released. Shutting that socket down from another thread ends the wait at once: libpq reads
+    end-of-file, psycopg raises OperationalError and marks the connection broken, whatever the server
+    is doing. The alternatives do not work here: libpq's cancel request needs the server to answer
+    (a frozen one never does), a SIGALRM handler can only run in the main thread and would raise
+    anywhere, and TCP timeouts never fire while the peer's kernel acknowledges (a frozen server on a
+    live host). Measured on loopback with the server stopped by SIGSTOP: the blocked call returns
+    within a millisecond of the shutdown (docs/handler.md).
+
+    One thread per container, started at the first request; it sleeps until the armed deadline. Arming
+    a later deadline than the one it sleeps towards wakes nothing, so a warm request pays two
+    uncontended lock operations and no thread switch.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition(threading.Lock())
+        self._fd = -1  # the armed connection's socket; -1 when disarmed
+        self._deadline = 0.0
+        self._wakes_at: float | None = None  # when the thread will look again; None: when armed
+        self._cut = False
+        self._thread: threading.Thread | None = None
+        self.cuts = 0
+
+    def arm(self, conn: psycopg.Connection, deadline: float) -> None:
+        fd = conn.fileno()
+        with self._lock:
+            self._fd, self._deadline, self._cut = fd, deadline, False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="db-deadline", daemon=True)
+                self._thread.start()
+            elif self._wakes_at is None or deadline < self._wakes_at:
+                self._lock.notify()
+
+    def disarm(self) -> bool:
+        """Stop watching; True when the deadline passed and the connection was cut."""
+        with self._lock:
+            self._fd = -1
+            return self._cut
+
+    def _watch(self) -> None:
+        with self._lock:
+            while True:
+                if self._fd < 0:
+                    self._wakes_at = None
+                    self._lock.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._wakes_at = self._deadline
+                    self._lock.wait(left)
+                    continue
+                # Still armed, so the request thread has not closed the connection: the fd is its own.
+                shut_down(self._fd)
+                self._fd, self._cut = -1, True
+                self.cuts += 1
+
+
+def shut_down(fd: int) -> None:
+    """Shut a connection's socket down without closing the descriptor (libpq still owns it)."""
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already disconnected
+    finally:
+        sock.detach()
+
+
+def connect_timeout(s: Settings, deadline: float) -> int:
+    """libpq's connect_timeout for an attempt starting now: what is left of the deadline, at most the
+    configured one (psycopg waits at least MIN_CONNECT_WAIT_S whatever this says)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DatabaseUnavailable("no time left before the request's deadline to connect")
+    return max(1, min(s.connect_timeout_s, int(left)))
 
 
 def _is_dead(conn: psycopg.Connection) -> bool:
@@ -154,27 +321,59 @@ def _is_dead(conn: psycopg.Connection) -> bool:
         return True
 
 
-def _connect_dsql(s: Settings) -> psycopg.Connection:
-    """Connect to DSQL as the application role with a fresh IAM token over TLS verify-full."""
+def _connect_dsql(s: Settings, deadline: float | None = None) -> psycopg.Connection:
+    """Connect to DSQL as the application role with a fresh IAM token over TLS verify-full.
+
+    One attempt per address of the endpoint, each waiting at most what is left before ``deadline``
+    (psycopg would give every address the whole connect timeout: three black-holed addresses would
+    hold the request three times as long). ``host`` stays the endpoint's name: TLS verifies it and the
+    token is signed for it; ``hostaddr`` only says where to connect.
+    """
     import aurora_dsql_psycopg  # deferred: it imports boto3, which only the AWS path needs
 
     assert s.dsql_endpoint is not None
+    if deadline is None:
+        deadline = time.monotonic() + s.request_timeout_ms / 1000
+    params: dict[str, Any] = {
+        "host": s.dsql_endpoint,
+        "region": _endpoint_region(s.dsql_endpoint) or s.region,
+        "user": s.db_user,
+        "dbname": "postgres",
+        "autocommit": True,
+        "sslmode": "verify-full",
+        "sslrootcert": s.ssl_root_cert or _botocore_ca_bundle(),
+        "tcp_user_timeout": s.request_timeout_ms,
+        **KEEPALIVES,
+    }
+    failure: psycopg.OperationalError | None = None
+    for address in _addresses(s.dsql_endpoint):
+        if failure is not None and deadline - time.monotonic() < MIN_CONNECT_WAIT_S:
+            raise failure  # another attempt would outlast the deadline
+        timeout = connect_timeout(s, deadline)
+        try:
+            return aurora_dsql_psycopg.connect(
+                **params, connect_timeout=timeout, **({"hostaddr": address} if address else {})
+            )
+        except psycopg.OperationalError as exc:
+            failure = exc
+        except psycopg.Error:
+            raise
+        except Exception as exc:
+            # Token generation failed (no credentials, STS unreachable): as unavailable as a refused
+            # socket.
+            raise DatabaseUnavailable(f"cannot sign an IAM token: {type(exc).__name__}") from exc
+    assert failure is not None
+    raise failure
+
+
+def _addresses(host: str) -> list[str | None]:
+    """The host's addresses to try in order; [None] (libpq resolves, and reports) when DNS fails."""
     try:
-        return aurora_dsql_psycopg.connect(
-            host=s.dsql_endpoint,
-            region=_endpoint_region(s.dsql_endpoint) or s.region,
-            user=s.db_user,
-            dbname="postgres",
-            autocommit=True,
-            connect_timeout=s.connect_timeout_s,
-            sslmode="verify-full",
-            sslrootcert=s.ssl_root_cert or _botocore_ca_bundle(),
-        )
-    except psycopg.Error:
-        raise
-    except Exception as exc:
-        # Token generation failed (no credentials, STS unreachable): as unavailable as a refused socket.
-        raise DatabaseUnavailable(f"cannot sign an IAM token: {type(exc).__name__}") from exc
+        found = socket.getaddrinfo(host, 5432, proto=socket.IPPROTO_TCP, type=socket.SOCK_STREAM)
+    except OSError:
+        return [None]
+    addresses: list[str | None] = list(dict.fromkeys(str(item[4][0]) for item in found))
+    return addresses or [None]
 
 
 def _botocore_ca_bundle() -> str:
@@ -196,3 +395,53 @@ def _endpoint_region(endpoint: str) -> str | None:
 def _reason(exc: BaseException) -> str:
     # The first line only: libpq messages can be long and never need to reach a client.
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+# ---------------------------------------------------------------- SnapStart
+
+
+def after_restore() -> None:
+    """Run once in each environment restored from a SnapStart snapshot, before its first request.
+
+    A connection made before the snapshot would be shared by every restored copy (and its server
+    long gone), so each is dropped: its socket shut down first, so that nothing waits for a peer, and
+    the next request connects afresh with a new token. ``random`` is reseeded from the operating
+    system, or every copy would draw the same OCC jitter and retry in lockstep.
+    """
+    for database in list(_databases):
+        conn = database._conn
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(Exception):
+                shut_down(conn.fileno())
+        database.discard()
+    random.seed()
+
+
+def prime() -> None:
+    """Import in init what the first request would import: the AWS connector with boto3 and the
+    signer's botocore modules (only the DSQL path uses them; locally nothing is primed)."""
+    import aurora_dsql_psycopg  # noqa: F401
+
+
+def register_snapstart_hooks() -> bool:
+    """In a SnapStart init, register ``after_restore`` with the runtime and prime; else do nothing.
+
+    Lambda names the kind of init in AWS_LAMBDA_INITIALIZATION_TYPE. Under SnapStart (and provisioned
+    concurrency) init runs ahead of any request, so the modules the first request needs are imported
+    there. ``snapshot_restore_py`` exists only inside Lambda's Python runtimes (3.12 and later); it is
+    looked for only in a SnapStart init, so nothing else pays for a failed import.
+    """
+    init_type = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
+    if init_type in ("snap-start", "provisioned-concurrency") and os.environ.get("DSQL_ENDPOINT"):
+        prime()
+    if init_type != "snap-start":
+        return False
+    try:
+        from snapshot_restore_py import register_after_restore
+    except ImportError:
+        return False
+    register_after_restore(after_restore)
+    return True
+
+
+register_snapstart_hooks()
