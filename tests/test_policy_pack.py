@@ -859,9 +859,9 @@ def test_the_program_gets_the_advisory_endpoint_report(program_run: ProgramRun) 
     assert sorted(re.match(r"RestApi '([^']+)'", message)[1] for message in reported) == sorted(unset)
 
 
-# Remove once the identity work (securitySchemes + security in handler/openapi.yaml, the authorizer and
-# authMode in components/openapi.py, components/config.py, __main__.py) is committed: until then a clean
-# checkout's program has no authorizer and no authMode key. The policy itself is not relaxed.
+# Remove once the identity work (securitySchemes + security in handler/openapi.yaml, the authorizer in
+# components/openapi.py and regional_app.py) is committed: until then a clean checkout's program has no
+# authorizer. The policy itself is not relaxed.
 IDENTITY_PENDING = pytest.mark.xfail(
     reason="needs the identity helper's authorizer change (issue 12 item 2/4), not yet committed",
     strict=False,
@@ -884,7 +884,6 @@ def test_the_program_authorizes_every_method_but_health_and_preflights(program_r
         assert len(protected) >= 5  # not vacuous: the users routes carry the requirement
 
 
-@IDENTITY_PENDING
 def test_an_auth_mode_none_stack_passes_only_with_the_no_auth_config() -> None:
     """The explicit opt-out stays satisfiable: refused as written, accepted with allowUnauthenticated."""
     apis = run_program({"authMode": "none"}).of_type(REST_API)
