@@ -7,6 +7,8 @@ import pulumi_command as command
 from components.config import load_config
 from components.dsql_cluster import DsqlMultiRegionCluster, DsqlMultiRegionClusterArgs
 from components.dynamic.migration import SchemaMigration
+from components.edge import Edge, EdgeArgs, origin_name
+from components.failover_drill import DrillTiming, FailoverDrill, FailoverDrillArgs
 from components.global_routing import GlobalRouting, GlobalRoutingArgs, RegionalEndpoint
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
 from components.monitoring import ROUTE53_METRICS_REGION, MonitoredRegion, Monitoring, MonitoringArgs
@@ -118,6 +120,8 @@ routing = GlobalRouting(
         health_check_failure_threshold=config.health_check_failure_threshold,
         domain_name=config.domain_name,
         hosted_zone_id=config.hosted_zone_id,
+        # With CloudFront the regions serve origin.<domain>, and domainName aliases the distribution.
+        record_name=origin_name(config.domain_name) if config.cdn and config.domain_name else None,
     ),
 )
 
@@ -136,6 +140,7 @@ monitoring = Monitoring(
                 rest_api_name=app.function_name,  # RegionalApp names its REST API after its function
                 stage_name=app.stage_name,
                 health_check_id=routing.health_check_ids[region],
+                cluster_identifier={c.region: c.identifier for c in database.clusters}[region],
             )
             for region, app in apps.items()
         ],
@@ -146,5 +151,45 @@ monitoring = Monitoring(
 pulumi.export("healthCheckIds", routing.health_check_ids)
 pulumi.export("alarmTopicArns", monitoring.topic_arns)
 pulumi.export("dashboardName", monitoring.dashboard_name)
+pulumi.export("runbookArns", monitoring.runbook_arns)
 if routing.global_url is not None:
     pulumi.export("globalUrl", routing.global_url)
+
+# CloudFront (viewer certificate and WAF in us-east-1) in front of origin.<domain>; see docs/operations.md.
+if config.cdn and config.domain_name and config.hosted_zone_id and routing.record_name:
+    edge = Edge(
+        "users-api-edge",
+        EdgeArgs(
+            domain_name=config.domain_name,
+            hosted_zone_id=config.hosted_zone_id,
+            origin_domain_name=routing.record_name,
+            us_east_1_provider=health_alarm_provider or providers[ROUTE53_METRICS_REGION],
+            dns_provider=providers[config.primary_region],
+            waf=config.waf,
+            waf_rate_limit=config.waf_rate_limit,
+            origin_resources=[routing],
+        ),
+    )
+    pulumi.export("cdnDomainName", edge.distribution_domain_name)
+    pulumi.export("cdnDistributionId", edge.distribution_id)
+    if edge.web_acl_arn is not None:
+        pulumi.export("webAclArn", edge.web_acl_arn)
+
+# The failover drill needs the hosted zone (TestDNSAnswer); it reports to the primary region's topic.
+if config.hosted_zone_id and routing.regions_record_name:
+    drill = FailoverDrill(
+        "users-api-drill",
+        FailoverDrillArgs(
+            provider=providers[config.primary_region],
+            health_check_ids=routing.health_check_ids,
+            hosted_zone_id=config.hosted_zone_id,
+            regions_record_name=routing.regions_record_name,
+            topic_arn=monitoring.topic_arns[config.primary_region],
+            timing=DrillTiming.for_health_checks(
+                config.health_check_interval_seconds, config.health_check_failure_threshold
+            ),
+            scheduled_region=config.secondary_region,
+            schedule=config.drill_schedule,
+        ),
+    )
+    pulumi.export("failoverDrillArn", drill.state_machine_arn)

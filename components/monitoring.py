@@ -1,9 +1,15 @@
-"""Operations: CloudWatch alarms per region into that region's SNS topic, and one dashboard that shows
-both regions side by side.
+"""Operations: CloudWatch alarms per region into that region's SNS topic, one dashboard that shows both
+regions side by side, and the automated incident response on those alarms.
 
-Per region: Lambda Errors and Throttles, API Gateway 5XXError rate (the Average of 5XXError is the
-share of requests that failed) and p99 Latency, each alarming into an SNS topic in the SAME region
-(CloudWatch alarm actions must name a topic in the alarm's own region).
+Per region, each alarm in the region of its metrics, into an SNS topic in the SAME region (CloudWatch
+alarm actions must name a topic in the alarm's own region):
+
+- Lambda: Errors, Throttles, p99 Duration, maximum ConcurrentExecutions;
+- API Gateway: the 5XXError and 4XXError rates (the Average of 5XXError is the share of requests that
+  failed) and p99 Latency;
+- Aurora DSQL, per cluster (namespace ``AWS/AuroraDSQL``, dimension ``ClusterId``): the OCC conflict
+  rate, a metric-math alarm on OccConflicts / TotalTransactions that stays quiet below a minimum of
+  transactions (two conflicts out of three transactions is not an incident), and CommitLatency.
 
 Route 53 publishes health check metrics (AWS/Route53 HealthCheckStatus) to CloudWatch in us-east-1
 only, whatever the regions of the application. So every region's health check alarm is created in
@@ -12,6 +18,11 @@ one of the application regions, otherwise a topic of its own made with ``health_
 
 The dashboard lives in the first region; each widget names the region of its metrics, so one dashboard
 shows both regions (and the us-east-1 health check metrics) without copying anything.
+
+Every region that holds alarms also gets a runbook (components/incident_response.py): an EventBridge
+rule on this stack's alarms starts a Step Functions state machine that publishes the alarm, its region
+and a link to the dashboard, and for a health check alarm which regions Route 53 serves now. The alarms
+keep their own SNS actions as well, so a broken runbook can never silence an alarm.
 """
 
 from __future__ import annotations
@@ -25,8 +36,11 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT
+from components.incident_response import IncidentResponse, IncidentResponseArgs, RunbookLocation
 
 ROUTE53_METRICS_REGION = "us-east-1"
+DSQL_NAMESPACE = "AWS/AuroraDSQL"
+DSQL_CLUSTER_DIMENSION = "ClusterId"
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,8 @@ class MonitoredRegion:
     """The stage's name (AWS/ApiGateway dimension Stage)."""
     health_check_id: pulumi.Input[str] | None = None
     """The Route 53 health check on this region's /health; None for no health check alarm."""
+    cluster_identifier: pulumi.Input[str] | None = None
+    """This region's Aurora DSQL cluster identifier (dimension ClusterId); None for no database alarms."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +71,23 @@ class AlarmThresholds:
     """Function errors per minute."""
     lambda_throttles: int = 1
     """Throttled invocations per minute."""
+    lambda_p99_duration_ms: int = 3000
+    """99th percentile of the function's Duration in milliseconds."""
+    lambda_concurrency: int = 100
+    """Concurrent executions of the function (the stage allows 100 requests/s by default: at ~100 ms a
+    request, more than 100 at once means requests got slow, or something else calls the function)."""
     api_5xx_rate: float = 0.05
     """Share of requests answered 5xx (0.05 = 5 %)."""
+    api_4xx_rate: float = 0.25
+    """Share of requests answered 4xx: a broken client or token issuer, or someone probing the API."""
     api_p99_latency_ms: int = 3000
     """99th percentile of API Gateway Latency in milliseconds."""
+    dsql_occ_conflict_rate: float = 0.05
+    """Share of transactions aborted by optimistic concurrency conflicts."""
+    dsql_occ_min_transactions: int = 20
+    """Transactions per minute below which the conflict rate is not judged."""
+    dsql_commit_latency_ms: int = 500
+    """Average of DSQL's CommitLatency (itself the P50 of the commit phase), in milliseconds."""
     period_seconds: int = 60
     evaluation_periods: int = 5
     datapoints_to_alarm: int = 3
@@ -77,6 +106,8 @@ class MonitoringArgs:
     us-east-1 (Route 53 health check metrics exist only there)."""
     thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
     """Alarm thresholds."""
+    incident_response: bool = True
+    """A runbook per region on this stack's alarms (EventBridge rule -> Step Functions -> SNS)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for every taggable child."""
 
@@ -94,8 +125,28 @@ class MonitoringArgs:
             )
 
 
+@dataclass(frozen=True)
+class _Metric:
+    """One CloudWatch metric: an alarm or a dashboard line."""
+
+    namespace: str
+    name: str
+    dimensions: Mapping[str, pulumi.Input[str]]
+    statistic: str
+    """Sum, Average, Maximum, Minimum, or a percentile such as p99."""
+
+
+def stack_resource_name(resource_name: str) -> str:
+    """A readable, stack-unique AWS name: what the alarm e-mail, the console and the runbook show."""
+    return f"{pulumi.get_project()}-{pulumi.get_stack()}-{resource_name}"
+
+
+def dashboard_url(region: str, dashboard_name: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards/dashboard/{dashboard_name}"
+
+
 class Monitoring(pulumi.ComponentResource):
-    """Alarms per region into a topic per region, and one two-region dashboard."""
+    """Alarms per region into a topic per region, one two-region dashboard, and the runbooks."""
 
     topic_arns: dict[str, pulumi.Output[str]]
     """Alarm topic ARN per region (plus us-east-1's when it holds only health check alarms)."""
@@ -103,87 +154,109 @@ class Monitoring(pulumi.ComponentResource):
     """Alarm names per region the alarm is ABOUT (health check alarms included, wherever they live)."""
     dashboard_name: pulumi.Output[str]
     """Name of the CloudWatch dashboard (in the first region)."""
+    runbook_arns: dict[str, pulumi.Output[str]]
+    """The incident runbook state machine ARN per region holding alarms (empty when turned off)."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{PROJECT}:ops:Monitoring", name, None, opts)
         tags = dict(args.tags)
-        self.topic_arns = {}
         self.alarm_names = {}
         topics: dict[str, aws.sns.Topic] = {}
+        providers = {r.region: r.provider for r in args.regions}
 
         for monitored in args.regions:
             topics[monitored.region] = self._topic(name, monitored.region, monitored.provider, args, tags)
         if any(r.health_check_id is not None for r in args.regions) and ROUTE53_METRICS_REGION not in topics:
             assert args.health_alarm_provider is not None  # checked by MonitoringArgs
+            providers[ROUTE53_METRICS_REGION] = args.health_alarm_provider
             topics[ROUTE53_METRICS_REGION] = self._topic(
                 name, ROUTE53_METRICS_REGION, args.health_alarm_provider, args, tags
             )
-        east_provider = next(
-            (r.provider for r in args.regions if r.region == ROUTE53_METRICS_REGION),
-            args.health_alarm_provider,
-        )
 
+        # Where each alarm lives (its metrics' region) -> its AWS name; health alarm name -> region it is about.
+        located: dict[str, list[str]] = {region: [] for region in topics}
+        health_alarms: dict[str, str] = {}
         t = args.thresholds
         for monitored in args.regions:
             region = monitored.region
             here = pulumi.ResourceOptions(parent=self, provider=monitored.provider)
-            topic_arn = topics[region].arn
-            function = {"FunctionName": monitored.function_name}
-            api = {"ApiName": monitored.rest_api_name, "Stage": monitored.stage_name}
-            alarms = [
-                self._alarm(f"{name}-{region}-lambda-errors", here, topic_arn, tags,
-                            description=f"Lambda function errors in {region}",
-                            namespace="AWS/Lambda", metric_name="Errors", dimensions=function,
-                            statistic="Sum", threshold=t.lambda_errors, thresholds=t),
-                self._alarm(f"{name}-{region}-lambda-throttles", here, topic_arn, tags,
-                            description=f"Lambda invocations throttled in {region}",
-                            namespace="AWS/Lambda", metric_name="Throttles", dimensions=function,
-                            statistic="Sum", threshold=t.lambda_throttles, thresholds=t),
-                self._alarm(f"{name}-{region}-api-5xx-rate", here, topic_arn, tags,
-                            description=f"Share of API requests answered 5xx in {region}",
-                            namespace="AWS/ApiGateway", metric_name="5XXError", dimensions=api,
-                            statistic="Average", threshold=t.api_5xx_rate, thresholds=t),
-                self._alarm(f"{name}-{region}-api-p99-latency", here, topic_arn, tags,
-                            description=f"p99 API latency (ms) in {region}",
-                            namespace="AWS/ApiGateway", metric_name="Latency", dimensions=api,
-                            extended_statistic="p99", threshold=t.api_p99_latency_ms, thresholds=t),
-            ]  # fmt: skip
+            alarms = []
+            for suffix, description, metric, threshold in _regional_alarms(monitored, t):
+                resource_name = f"{name}-{region}-{suffix}"
+                alarms.append(self._alarm(resource_name, here, topics[region].arn, tags, description, metric,
+                                          threshold, t))  # fmt: skip
+                located[region].append(stack_resource_name(resource_name))
+            if monitored.cluster_identifier is not None:
+                resource_name = f"{name}-{region}-dsql-occ-conflict-rate"
+                alarms.append(
+                    self._occ_rate_alarm(resource_name, here, topics[region].arn, tags, monitored, t)
+                )
+                located[region].append(stack_resource_name(resource_name))
             if monitored.health_check_id is not None:
-                east = pulumi.ResourceOptions(parent=self, provider=east_provider)
+                resource_name = f"{name}-{region}-health-check"
                 alarms.append(
                     self._alarm(
-                        f"{name}-{region}-health-check",
-                        east,
+                        resource_name,
+                        pulumi.ResourceOptions(parent=self, provider=providers[ROUTE53_METRICS_REGION]),
                         topics[ROUTE53_METRICS_REGION].arn,
                         tags,
-                        description=f"Route 53 health check of {region}/health reports unhealthy",
-                        namespace="AWS/Route53",
-                        metric_name="HealthCheckStatus",
-                        dimensions={"HealthCheckId": monitored.health_check_id},
-                        statistic="Minimum",
+                        f"Route 53 health check of {region}/health reports unhealthy",
+                        _Metric("AWS/Route53", "HealthCheckStatus", {"HealthCheckId": monitored.health_check_id},
+                                "Minimum"),
+                        1,
+                        t,
                         comparison="LessThanThreshold",
-                        threshold=1,
-                        thresholds=t,
                         # No data means the checker is not reporting: that is not healthy either.
                         treat_missing_data="breaching",
                     )
-                )
+                )  # fmt: skip
+                located[ROUTE53_METRICS_REGION].append(stack_resource_name(resource_name))
+                health_alarms[stack_resource_name(resource_name)] = region
             self.alarm_names[region] = [alarm.name for alarm in alarms]
 
         self.topic_arns = {region: topic.arn for region, topic in topics.items()}
         first = args.regions[0]
+        dashboard_name = stack_resource_name(name)
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
-            dashboard_name=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}",
+            dashboard_name=dashboard_name,
             dashboard_body=dashboard_body(args.regions, t),
             opts=pulumi.ResourceOptions(parent=self, provider=first.provider),
         )
         self.dashboard_name = dashboard.dashboard_name
+
+        self.runbook_arns = {}
+        if args.incident_response:
+            incidents = IncidentResponse(
+                f"{name}-incidents",
+                IncidentResponseArgs(
+                    locations=[
+                        RunbookLocation(
+                            region=region,
+                            provider=providers[region],
+                            topic_arn=topics[region].arn,
+                            alarm_names=tuple(located[region]),
+                            health_alarms={
+                                a: about for a, about in health_alarms.items() if a in located[region]
+                            },
+                        )
+                        for region in topics
+                        if located[region]
+                    ],
+                    health_check_ids={
+                        r.region: r.health_check_id for r in args.regions if r.health_check_id is not None
+                    },
+                    dashboard_url=dashboard_url(first.region, dashboard_name),
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.runbook_arns = incidents.state_machine_arns
         self.register_outputs(
             {
                 "topic_arns": self.topic_arns,
                 "alarm_names": self.alarm_names,
                 "dashboard_name": self.dashboard_name,
+                "runbook_arns": self.runbook_arns,
             }
         )
 
@@ -208,28 +281,24 @@ class Monitoring(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
         topic_arn: pulumi.Input[str],
         tags: dict[str, str],
-        *,
         description: str,
-        namespace: str,
-        metric_name: str,
-        dimensions: Mapping[str, pulumi.Input[str]],
+        metric: _Metric,
         threshold: float,
         thresholds: AlarmThresholds,
-        statistic: str | None = None,
-        extended_statistic: str | None = None,
+        *,
         comparison: str = "GreaterThanOrEqualToThreshold",
         treat_missing_data: str = "notBreaching",
     ) -> aws.cloudwatch.MetricAlarm:
+        percentile = metric.statistic.startswith("p")
         return aws.cloudwatch.MetricAlarm(
             resource_name,
-            # A readable, stack-unique name: it is what the alarm e-mail and the console show.
-            name=f"{pulumi.get_project()}-{pulumi.get_stack()}-{resource_name}",
+            name=stack_resource_name(resource_name),
             alarm_description=description,
-            namespace=namespace,
-            metric_name=metric_name,
-            dimensions=dict(dimensions),
-            statistic=statistic,
-            extended_statistic=extended_statistic,
+            namespace=metric.namespace,
+            metric_name=metric.name,
+            dimensions=dict(metric.dimensions),
+            statistic=None if percentile else metric.statistic,
+            extended_statistic=metric.statistic if percentile else None,
             comparison_operator=comparison,
             threshold=threshold,
             period=thresholds.period_seconds,
@@ -242,12 +311,98 @@ class Monitoring(pulumi.ComponentResource):
             opts=opts,
         )
 
+    def _occ_rate_alarm(
+        self,
+        resource_name: str,
+        opts: pulumi.ResourceOptions,
+        topic_arn: pulumi.Input[str],
+        tags: dict[str, str],
+        monitored: MonitoredRegion,
+        t: AlarmThresholds,
+    ) -> aws.cloudwatch.MetricAlarm:
+        """OccConflicts / TotalTransactions per minute, judged only above a minimum of transactions."""
+        assert monitored.cluster_identifier is not None
+        cluster = {DSQL_CLUSTER_DIMENSION: monitored.cluster_identifier}
+
+        def counted(query_id: str, metric_name: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=query_id,
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace=DSQL_NAMESPACE,
+                    metric_name=metric_name,
+                    dimensions=cluster,
+                    period=t.period_seconds,
+                    stat="Sum",
+                ),
+                return_data=False,
+            )
+
+        return aws.cloudwatch.MetricAlarm(
+            resource_name,
+            name=stack_resource_name(resource_name),
+            alarm_description=f"Share of DSQL transactions aborted by OCC conflicts in {monitored.region}",
+            metric_queries=[
+                counted("conflicts", "OccConflicts"),
+                counted("transactions", "TotalTransactions"),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="rate",
+                    expression=occ_rate_expression(t.dsql_occ_min_transactions),
+                    label="OCC conflict rate",
+                    return_data=True,
+                ),
+            ],
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=t.dsql_occ_conflict_rate,
+            evaluation_periods=t.evaluation_periods,
+            datapoints_to_alarm=t.datapoints_to_alarm,
+            treat_missing_data="notBreaching",
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+            tags=tags,
+            opts=opts,
+        )
+
+
+def occ_rate_expression(min_transactions: int) -> str:
+    """Metric math over the ids ``conflicts`` and ``transactions``: 0 below the minimum volume."""
+    return f"IF(transactions >= {min_transactions}, conflicts / transactions, 0)"
+
+
+def _regional_alarms(m: MonitoredRegion, t: AlarmThresholds) -> list[tuple[str, str, _Metric, float]]:
+    """(name suffix, description, metric, threshold) of every single-metric alarm of one region."""
+    function = {"FunctionName": m.function_name}
+    api = {"ApiName": m.rest_api_name, "Stage": m.stage_name}
+    region = m.region
+    alarms: list[tuple[str, str, _Metric, float]] = [
+        ("lambda-errors", f"Lambda function errors in {region}",
+         _Metric("AWS/Lambda", "Errors", function, "Sum"), t.lambda_errors),
+        ("lambda-throttles", f"Lambda invocations throttled in {region}",
+         _Metric("AWS/Lambda", "Throttles", function, "Sum"), t.lambda_throttles),
+        ("lambda-p99-duration", f"p99 Lambda duration (ms) in {region}",
+         _Metric("AWS/Lambda", "Duration", function, "p99"), t.lambda_p99_duration_ms),
+        ("lambda-concurrency", f"Concurrent Lambda executions in {region}",
+         _Metric("AWS/Lambda", "ConcurrentExecutions", function, "Maximum"), t.lambda_concurrency),
+        ("api-5xx-rate", f"Share of API requests answered 5xx in {region}",
+         _Metric("AWS/ApiGateway", "5XXError", api, "Average"), t.api_5xx_rate),
+        ("api-4xx-rate", f"Share of API requests answered 4xx in {region}",
+         _Metric("AWS/ApiGateway", "4XXError", api, "Average"), t.api_4xx_rate),
+        ("api-p99-latency", f"p99 API latency (ms) in {region}",
+         _Metric("AWS/ApiGateway", "Latency", api, "p99"), t.api_p99_latency_ms),
+    ]  # fmt: skip
+    if m.cluster_identifier is not None:
+        cluster = {DSQL_CLUSTER_DIMENSION: m.cluster_identifier}
+        alarms.append(("dsql-commit-latency", f"DSQL commit latency (ms, P50 per datapoint) in {region}",
+                       _Metric(DSQL_NAMESPACE, "CommitLatency", cluster, "Average"), t.dsql_commit_latency_ms))  # fmt: skip
+    return alarms
+
 
 def dashboard_body(regions: Sequence[MonitoredRegion], thresholds: AlarmThresholds) -> pulumi.Output[str]:
     """The dashboard JSON: one row per signal, one column per region, each widget in its region."""
     names = pulumi.Output.all(
         *[
-            pulumi.Output.all(r.function_name, r.rest_api_name, r.stage_name, r.health_check_id)
+            pulumi.Output.all(
+                r.function_name, r.rest_api_name, r.stage_name, r.health_check_id, r.cluster_identifier
+            )
             for r in regions
         ]
     )
@@ -255,34 +410,11 @@ def dashboard_body(regions: Sequence[MonitoredRegion], thresholds: AlarmThreshol
     def render(resolved: list[list[Any]]) -> str:
         width = 24 // len(regions)
         widgets: list[dict[str, Any]] = []
-        for column, (monitored, (function, api, stage, health_check)) in enumerate(
-            zip(regions, resolved, strict=True)
-        ):
+        for column, (monitored, values) in enumerate(zip(regions, resolved, strict=True)):
             region = monitored.region
-            rows: list[tuple[str, str, list[list[Any]], str, float | None]] = [
-                ("Lambda errors and throttles", region,
-                 [["AWS/Lambda", "Errors", "FunctionName", function],
-                  ["AWS/Lambda", "Throttles", "FunctionName", function]], "Sum", None),
-                ("API 5XX rate", region,
-                 [["AWS/ApiGateway", "5XXError", "ApiName", api, "Stage", stage]], "Average",
-                 thresholds.api_5xx_rate),
-                ("API latency p99 (ms)", region,
-                 [["AWS/ApiGateway", "Latency", "ApiName", api, "Stage", stage]], "p99",
-                 thresholds.api_p99_latency_ms),
-                ("Requests", region,
-                 [["AWS/ApiGateway", "Count", "ApiName", api, "Stage", stage]], "Sum", None),
-            ]  # fmt: skip
-            if health_check is not None:
-                rows.append(
-                    (
-                        "Route 53 health check (1 = healthy)",
-                        ROUTE53_METRICS_REGION,
-                        [["AWS/Route53", "HealthCheckStatus", "HealthCheckId", health_check]],
-                        "Minimum",
-                        None,
-                    )
-                )
-            for row, (title, metric_region, metrics, stat, line) in enumerate(rows):
+            for row, (title, metric_region, metrics, stat, line) in enumerate(
+                _dashboard_rows(region, values, thresholds)
+            ):
                 properties: dict[str, Any] = {
                     "title": f"{region}: {title}",
                     "region": metric_region,
@@ -306,3 +438,43 @@ def dashboard_body(regions: Sequence[MonitoredRegion], thresholds: AlarmThreshol
         return json.dumps({"widgets": widgets}, sort_keys=True)
 
     return names.apply(render)
+
+
+def _dashboard_rows(
+    region: str, names: Sequence[Any], t: AlarmThresholds
+) -> list[tuple[str, str, list[list[Any]], str, float | None]]:
+    """(title, metrics region, metrics, statistic, alarm line) for each row of one region's column;
+    ``names`` are the region's function, API, stage, health check id and cluster identifier."""
+    function, api, stage, health_check, cluster = names
+    fn = ["FunctionName", function]
+    stage_of_api = ["ApiName", api, "Stage", stage]
+    rows: list[tuple[str, str, list[list[Any]], str, float | None]] = [
+        ("Lambda errors and throttles", region,
+         [["AWS/Lambda", "Errors", *fn], ["AWS/Lambda", "Throttles", *fn]], "Sum", None),
+        ("Lambda duration p99 (ms)", region, [["AWS/Lambda", "Duration", *fn]], "p99", t.lambda_p99_duration_ms),
+        ("Lambda concurrent executions", region,
+         [["AWS/Lambda", "ConcurrentExecutions", *fn]], "Maximum", t.lambda_concurrency),
+        ("API 5XX rate", region, [["AWS/ApiGateway", "5XXError", *stage_of_api]], "Average", t.api_5xx_rate),
+        ("API 4XX rate", region, [["AWS/ApiGateway", "4XXError", *stage_of_api]], "Average", t.api_4xx_rate),
+        ("API latency p99 (ms)", region, [["AWS/ApiGateway", "Latency", *stage_of_api]], "p99", t.api_p99_latency_ms),
+        ("Requests", region, [["AWS/ApiGateway", "Count", *stage_of_api]], "Sum", None),
+    ]  # fmt: skip
+    if cluster is not None:
+        dimension = [DSQL_CLUSTER_DIMENSION, cluster]
+        rows += [
+            ("DSQL transactions and OCC conflicts", region,
+             [[DSQL_NAMESPACE, "TotalTransactions", *dimension], [DSQL_NAMESPACE, "OccConflicts", *dimension]],
+             "Sum", None),
+            ("DSQL OCC conflict rate", region,
+             [[{"expression": occ_rate_expression(t.dsql_occ_min_transactions), "label": "OCC conflict rate",
+                "id": "rate"}],
+              [DSQL_NAMESPACE, "OccConflicts", *dimension, {"id": "conflicts", "visible": False}],
+              [DSQL_NAMESPACE, "TotalTransactions", *dimension, {"id": "transactions", "visible": False}]],
+             "Sum", t.dsql_occ_conflict_rate),
+            ("DSQL commit latency (ms)", region,
+             [[DSQL_NAMESPACE, "CommitLatency", *dimension]], "Average", t.dsql_commit_latency_ms),
+        ]  # fmt: skip
+    if health_check is not None:
+        rows.append(("Route 53 health check (1 = healthy)", ROUTE53_METRICS_REGION,
+                     [["AWS/Route53", "HealthCheckStatus", "HealthCheckId", health_check]], "Minimum", None))  # fmt: skip
+    return rows

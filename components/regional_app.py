@@ -238,7 +238,7 @@ class RegionalApp(pulumi.ComponentResource):
             source_code_hash=args.artifacts.layer_hash,
             compatible_runtimes=[settings.lambda_runtime],
             compatible_architectures=[settings.lambda_architecture],
-            description="handler/requirements.txt built for Lambda's platform",
+            description=args.artifacts.layer_description,
             opts=child,
         )
         function = aws.lambda_.Function(
@@ -249,6 +249,7 @@ class RegionalApp(pulumi.ComponentResource):
             architectures=[settings.lambda_architecture],
             handler=HANDLER_ENTRY_POINT,
             code=args.artifacts.code,
+            source_code_hash=args.artifacts.code_hash,
             layers=[layer.arn],
             memory_size=settings.lambda_memory_mb,
             timeout=settings.lambda_timeout_seconds,

@@ -2,8 +2,16 @@
 
 Starts a throwaway PostgreSQL (or uses DATABASE_URL), applies migrations/ with the shared runner, loads
 three sample users (local mode only, idempotently), and serves the same Lambda handler as two regions:
-us-east-1 on http://127.0.0.1:8001 and us-east-2 on http://127.0.0.1:8002. Ctrl-C or SIGTERM stops the
-containers and the PostgreSQL it started.
+us-east-1 on http://127.0.0.1:8001 and us-east-2 on http://127.0.0.1:8002 (PORTS or --ports change
+that). A container that dies is replaced; a region can be taken down and brought back through the
+control endpoint (http://127.0.0.1:8000/regions, CONTROL_PORT); neither ever stops the other region or
+the database. Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stop the containers and the PostgreSQL it
+started, and remove that server's folder. A start that fails says why in one line and leaves nothing.
+
+Authentication is on, as on AWS: a local issuer (local/auth.py) made for this run signs ID tokens
+(``python -m local.token --sub alice --email alice@example.com [--admin]``) and each region checks them
+as API Gateway's Cognito authorizer would. ``--no-auth`` is the opt-out (every caller an anonymous
+administrator, as a stack deployed with ``authMode: none``).
 """
 
 from __future__ import annotations
@@ -12,21 +20,30 @@ import argparse
 import os
 import signal
 import sys
-import time
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
-from local.launcher import DEFAULT_REGIONS, LocalAppError, start_local_app
-from local.postgres import LocalPostgres, PostgresNotFound
-from migrations.runner import Dialect, MigrationError, apply_migrations, load_migrations
+from local.auth import LocalIssuer, container_env, issuer_file
+from local.control import ControlServer, start_control
+from local.database import (
+    StartError,
+    app_role_url,
+    check_database_url,
+    connect,
+    migrate,
+    one_line,
+    where,
+)
+from local.launcher import LocalApp, LocalAppError, start_local_app
+from local.ports import control_port_setting, parse_ports, ports_setting
+from local.postgres import LocalPostgres, PostgresError
 
-APP_ROLE = "users_api"
 SAMPLE_USERS = (
     ("John Doe", "john@example.com"),
     ("Jane Smith", "jane@example.com"),
     ("Bob Johnson", "bob@example.com"),
 )
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def load_sample_users(conn: psycopg.Connection) -> int:
@@ -39,22 +56,27 @@ def load_sample_users(conn: psycopg.Connection) -> int:
     return cur.rowcount
 
 
-def _region(value: str) -> tuple[str, int]:
-    name, sep, port = value.partition("=")
-    if not sep or not name or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected NAME=PORT (like us-east-1=8001), got {value!r}")
-    return name, int(port)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--ports",
+        metavar="SPEC",
+        help='regions and ports, like "us-east-1=9001 us-east-2=9002" (default: $PORTS, else '
+        '"us-east-1=8001 us-east-2=8002"; port 0 = a free one)',
+    )
     parser.add_argument(
         "--region",
         dest="regions",
         action="append",
-        type=_region,
         metavar="NAME=PORT",
-        help="a region to serve (repeat; default: us-east-1=8001 and us-east-2=8002)",
+        help="one region to serve (repeat); an alternative to --ports",
+    )
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        help="port of the control endpoint on 127.0.0.1 (default: $CONTROL_PORT, else 8000; 0 = a free one)",
     )
     parser.add_argument(
         "--containers", type=int, default=1, help="container processes per region (default: 1)"
@@ -65,59 +87,97 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("CORS_ALLOW_ORIGINS", ""),
         help="comma-separated origins allowed to call the API from a browser (default: none)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without authentication: every caller is an anonymous administrator (demos only)",
+    )
+    args = parser.parse_args(argv)
+    if args.ports and args.regions:
+        parser.error("give either --ports or --region, not both")
+    try:
+        args.regions = parse_ports(" ".join(args.regions) if args.regions else ports_setting(args.ports))
+        args.control_port = control_port_setting(args.control_port)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.containers < 1:
+        parser.error("--containers must be at least 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    regions = args.regions or list(DEFAULT_REGIONS)
 
     def request_stop(*_: object) -> None:
         raise KeyboardInterrupt
 
-    # Set both explicitly: a shell that starts us in the background leaves SIGINT ignored.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    # Set explicitly: a shell that starts us in the background leaves SIGINT ignored, and closing the
+    # terminal (SIGHUP) must clean up like Ctrl-C rather than leave PostgreSQL and its folder behind.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_stop)
     external_url = os.environ.get("DATABASE_URL")
     server: LocalPostgres | None = None
-    app = None
+    app: LocalApp | None = None
+    control: ControlServer | None = None
+    issuer = None if args.no_auth else LocalIssuer.create()
     try:
         if external_url:
-            admin_url = app_url = external_url
+            check_database_url(external_url)
+            admin_url, source = external_url, "DATABASE_URL"
+            described = f"{where(external_url)} from DATABASE_URL"
         else:
             server = LocalPostgres().start()
-            admin_url = server.url
-            # Same privileges as on AWS: the handler logs in as the least-privilege role, not a superuser.
-            app_url = make_conninfo(server.url, user=APP_ROLE)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            apply_migrations(conn, load_migrations(), Dialect.POSTGRES)
+            admin_url, source = server.url, "the throwaway PostgreSQL"
+            described = f"a throwaway PostgreSQL in {server.workdir}"
+        with connect(admin_url, source) as conn:
+            migrate(conn)
             if not args.no_sample_data:
                 print(f"sample users loaded: {load_sample_users(conn)} new")
+            app_url, role_note = app_role_url(admin_url, conn, source)
         app = start_local_app(
-            app_url, regions, containers=args.containers, env={"CORS_ALLOW_ORIGINS": args.cors_allow_origins}
+            app_url,
+            args.regions,
+            containers=args.containers,
+            env={"CORS_ALLOW_ORIGINS": args.cors_allow_origins, **container_env(issuer)},
         )
+        if issuer is not None:
+            issuer.save(issuer_file())  # where python -m local.token and tools.smoke find it
+        control = start_control(app, args.control_port)
+        print(f"database: {described}, {role_note}")
         print("users API running (Ctrl-C to stop):")
         for region, url in app.urls.items():
             print(f"  {region}: {url}   try: curl {url}/users")
+        print(f"  control: {control.url}/regions   (take a region down or up: docs/local.md)")
+        if issuer is None:
+            print("authentication: OFF (--no-auth): every caller is an anonymous administrator")
+        else:
+            print(
+                "authentication: on (docs/handler.md). An ID token from this run's issuer:\n"
+                "  TOKEN=$(.venv/bin/python -m local.token --sub alice --email alice@example.com)\n"
+                f'  curl -H "Authorization: Bearer $TOKEN" {next(iter(app.urls.values()))}/users/me'
+            )
         sys.stdout.flush()
-        while not app.dead_containers():
-            time.sleep(0.5)
-        print(f"stopping: container(s) exited: {', '.join(app.dead_containers())}", file=sys.stderr)
-        return 1
+        while True:
+            signal.pause()  # the supervisor thread replaces containers; a stop signal ends this
     except KeyboardInterrupt:
-        print("\nstopping", file=sys.stderr)
+        print("\nstopping", flush=True)
         return 0
-    except (MigrationError, LocalAppError, PostgresNotFound, psycopg.OperationalError) as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
+    except (StartError, PostgresError, LocalAppError) as exc:
+        print(f"cannot start: {one_line(exc)}", file=sys.stderr, flush=True)
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        if control is not None:
+            control.shutdown()
+            control.server_close()
         if app is not None:
             app.stop()
+        if issuer is not None:
+            issuer.remove_file(issuer_file())
         if server is not None:
-            server.stop()
-            print("PostgreSQL stopped", file=sys.stderr)
+            server.stop()  # only now, with no region left running, is the data removed
+            print("PostgreSQL stopped", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Build helpers run outside the Pulumi program (the layer build runs under pulumi-command)."""
+"""Build helpers: the Lambda artifacts (scripts/build_artifacts.py), used by the program and by hand."""

@@ -303,12 +303,16 @@ def test_program_alarms_publish_to_their_regions_topic(program_without_domain: P
     topics = run.outputs["alarmTopicArns"]
     assert set(topics) == {"us-east-1", "us-east-2"}
     alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
-    assert len(alarms) == 10
+    assert len(alarms) == 2 * 10  # per region: 4 Lambda, 3 API, 2 DSQL, 1 health check
     for alarm in alarms:
         assert alarm.inputs["alarmActions"] == [topics[alarm.region]]
     functions = {r.region: r.outputs["name"] for r in run.of_type("aws:lambda/function:Function")}
-    errors = [a for a in alarms if a.inputs["metricName"] == "Errors"]
+    errors = [a for a in alarms if a.inputs.get("metricName") == "Errors"]
     assert {a.region: a.inputs["dimensions"]["FunctionName"] for a in errors} == functions
     api_names = {r.region: r.inputs["name"] for r in run.of_type("aws:apigateway/restApi:RestApi")}
-    latency = [a for a in alarms if a.inputs["metricName"] == "Latency"]
+    latency = [a for a in alarms if a.inputs.get("metricName") == "Latency"]
     assert {a.region: a.inputs["dimensions"]["ApiName"] for a in latency} == api_names
+    # The database alarms watch each region's own cluster.
+    commits = [a for a in alarms if a.inputs.get("metricName") == "CommitLatency"]
+    clusters = {region: cluster["id"] for region, cluster in run.outputs["dsqlClusters"].items()}
+    assert {a.region: a.inputs["dimensions"]["ClusterId"] for a in commits} == clusters

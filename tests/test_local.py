@@ -68,7 +68,8 @@ def regions(module_migrated_database_url: str) -> Iterator[LocalApp]:
         make_conninfo(module_migrated_database_url, user="users_api"),
         [(EAST_1, 0), (EAST_2, 0)],
         containers=3,
-        env={"CORS_ALLOW_ORIGINS": "https://app.example.com"},
+        # These tests are about the local app; authentication has its own (AUTH_MODE=none: no authorizer).
+        env={"CORS_ALLOW_ORIGINS": "https://app.example.com", "AUTH_MODE": "none"},
     ) as app:
         yield app
 
@@ -241,7 +242,11 @@ def test_concurrent_patches_leave_one_written_state_never_a_mix(regions: LocalAp
 def test_each_region_runs_separate_container_processes(regions: LocalApp) -> None:
     pids = {proc.pid for _, proc in regions.processes}
     assert len(pids) == 6
-    assert not regions.dead_containers()
+    status = regions.status()
+    assert {name: (s["state"], len(s["containers"])) for name, s in status.items()} == {
+        EAST_1: ("up", 3),
+        EAST_2: ("up", 3),
+    }
 
 
 # ---------------------------------------------------------------- the launcher and the main job
@@ -287,10 +292,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_python_m_local_serves_two_regions_with_sample_data_and_stops_cleanly() -> None:
+def test_python_m_local_serves_two_regions_with_sample_data_and_stops_cleanly(tmp_path: Path) -> None:
     """The main job end to end: its own PostgreSQL, migrations, sample users, two regions, SIGTERM."""
     ports = {EAST_1: _free_port(), EAST_2: _free_port()}
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # Authentication is on by default: its issuer goes to a file of this test, not a developer's.
+    env["LOCAL_ISSUER_FILE"] = str(tmp_path / "issuer.json")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -321,10 +328,17 @@ def test_python_m_local_serves_two_regions_with_sample_data_and_stops_cleanly() 
         text = "".join(output)
         assert f"{EAST_1}: http://127.0.0.1:{ports[EAST_1]}" in text, text
         east_1, east_2 = (f"http://127.0.0.1:{ports[r]}" for r in (EAST_1, EAST_2))
-        listed = request(east_2, "GET", "/users").body["items"]
+        assert request(east_2, "GET", "/users").status == 401
+        from local.auth import LocalIssuer
+
+        token = LocalIssuer.load(tmp_path / "issuer.json").token("test-admin", admin=True)
+        auth = {"Authorization": f"Bearer {token}"}
+        listed = request(east_2, "GET", "/users", headers=auth).body["items"]
         assert sorted(u["email"] for u in listed) == sorted(email for _, email in SAMPLE_USERS)
-        created = request(east_1, "POST", "/users", {"name": "Local", "email": "local@example.com"})
-        assert request(east_2, "GET", created.headers["location"]).status == 200
+        created = request(
+            east_1, "POST", "/users", {"name": "Local", "email": "local@example.com"}, headers=auth
+        )
+        assert request(east_2, "GET", created.headers["location"], headers=auth).status == 200
         # The handler runs as the least-privilege role, as on AWS.
         assert request(east_1, "GET", "/health").body["region"] == EAST_1
     finally:
@@ -338,6 +352,7 @@ def test_python_m_local_serves_two_regions_with_sample_data_and_stops_cleanly() 
     text = "".join(output)
     assert proc.returncode == 0, text
     assert "PostgreSQL stopped" in text
+    assert not (tmp_path / "issuer.json").exists()  # the run's key is gone with the run
     assert re.search(rf"{EAST_1} GET /health 200", text), text  # one log line per request
     # Nothing it started is left: no container still holds a port, no server still runs.
     for port in ports.values():

@@ -3,6 +3,7 @@ the invoke permission and the deploy-time ordering (function -> role mapping -> 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -18,7 +19,8 @@ from components.config import load_config
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
 from components.openapi import OpenApiError, api_gateway_body, load_document, render, routes
 from components.regional_app import DB_ROLE, RegionalApp, RegionalAppArgs
-from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered, run_program
+from scripts.build_artifacts import lock_digest
+from tests.pulumi_harness import ACCOUNT, ROOT, ProgramRun, Registered, run_program
 
 REGIONS = ("us-east-1", "us-east-2")  # Pulumi.prod.yaml's application regions
 DYNAMIC_GRANT = "pulumi-python:dynamic/dsql:IamRoleGrant"
@@ -208,20 +210,29 @@ def test_configured_runtime_architecture_and_cors_reach_the_function() -> None:
             function.inputs["environment"]["variables"]["CORS_ALLOW_ORIGINS"]
             == "https://app.example.com,https://admin.example.com"
         )
-    build = changed.one("command:local:Command")
-    assert "--architecture x86_64" in build.inputs["create"]
-    assert "--python-version 3.12" in build.inputs["create"]
-    assert "architecture=x86_64" in build.inputs["triggers"]
-    assert "python=3.12" in build.inputs["triggers"]
+    for layer in changed.of_type("aws:lambda/layerVersion:LayerVersion"):
+        assert layer.inputs["code"].path.startswith("build/lambda/layer-x86_64-py3.12-")
+        assert layer.inputs["description"].endswith("for x86_64 python3.12")
+    for function in changed.of_type("aws:lambda/function:Function"):
+        assert function.inputs["code"].path.startswith("build/lambda/function-py3.12-")
 
 
-def test_layer_is_built_once_for_both_regions(run: ProgramRun) -> None:
-    build = run.one("command:local:Command")
-    assert build.inputs["create"].startswith("python3 scripts/build_layer.py --architecture arm64")
-    assert "--python-version 3.13" in build.inputs["create"]
-    assert any(t.startswith("requirements-sha256=") for t in build.inputs["triggers"])
+def test_artifacts_are_built_once_for_both_regions_and_named_by_their_hashes(run: ProgramRun) -> None:
     layers = run.of_type("aws:lambda/layerVersion:LayerVersion")
     assert sorted(layer.region for layer in layers) == sorted(REGIONS)
+    functions = run.of_type("aws:lambda/function:Function")
+    for resources, prefix in (
+        (layers, "build/lambda/layer-arm64-py3.13-"),
+        (functions, "build/lambda/function-py3.13-"),
+    ):
+        [path] = {r.inputs["code"].path for r in resources}  # one zip, uploaded in each region
+        assert path.startswith(prefix)  # relative to the project: the same input from any checkout
+        zipped = (ROOT / path).read_bytes()
+        expected = base64.b64encode(hashlib.sha256(zipped).digest()).decode()
+        assert {r.inputs["sourceCodeHash"] for r in resources} == {expected}
+    assert {layer.inputs["description"] for layer in layers} == {
+        f"handler/requirements.txt sha256:{lock_digest()[:16]} for arm64 python3.13"
+    }
 
 
 @pytest.mark.parametrize("region", REGIONS)
@@ -357,7 +368,10 @@ def test_the_program_wires_one_app_per_region_after_the_real_migration() -> None
         assert program_run.outputs["invokeUrls"][region] == (
             f"https://{api_id}.execute-api.{region}.amazonaws.com/v1"
         )
-    assert len(program_run.of_type("command:local:Command")) == 1
+    # The program builds its artifacts itself, on every run: no build command in the state to go stale.
+    assert not program_run.of_type("command:local:Command")
+    layers = program_run.of_type("aws:lambda/layerVersion:LayerVersion")
+    assert len({layer.inputs["sourceCodeHash"] for layer in layers}) == 1
 
 
 INVOKE_ARN = (

@@ -99,3 +99,17 @@ def test_preview_runs_pulumi_preview_on_pull_requests_with_oidc_and_least_privil
     # The credentials step must come before the preview that uses them.
     order = [step.get("uses", "").split("@")[0] for step in job["steps"]]
     assert order.index("aws-actions/configure-aws-credentials") < order.index("pulumi/actions")
+
+
+def test_preview_installs_the_lock_and_builds_no_artifact_by_hand() -> None:
+    """A fresh checkout previews with the install alone: the program builds the Lambda artifacts itself,
+    with the runtime's Python, which the job sets up beside the program's."""
+    [job] = load("preview.yml")["jobs"].values()
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert not [run for run in runs if "build" in run or "make layer" in run]
+    [install] = [run for run in runs if " -r requirements.txt" in run]
+    assert "--require-hashes" in install and "python -m venv .venv" in install
+    setup = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/setup-python@"))
+    versions = setup["with"]["python-version"].split()
+    assert {"3.12", "3.13"} <= set(versions)  # every lambdaRuntime's interpreter, for the bytecode
+    assert versions[-1] == "3.11"  # the default `python`: the program's interpreter

@@ -1,0 +1,115 @@
+"""The launcher's control endpoint: see the local regions, take one down and bring it back, on a loopback
+port of its own (CONTROL_PORT, default 8000). ``python -m tools.drill`` and the tests use it.
+
+    curl http://127.0.0.1:8000/regions
+    curl -X POST -H 'Content-Type: application/json' -d '{"state": "down"}' http://127.0.0.1:8000/regions/us-east-1
+    curl -X POST -H 'Content-Type: application/json' -d '{"state": "up"}'   http://127.0.0.1:8000/regions/us-east-1
+
+GET /regions answers ``{"regions": {name: {"url", "state", "containers": [pid, ...], "replaced"}}}``.
+POST /regions/<name> answers with that region's entry once the change is done: "down" once its
+containers are killed and its port is closed, "up" once it answers GET /health with 200 (502 when it
+cannot start). A POST must be JSON, which a web page cannot send to another origin without a CORS
+preflight this endpoint never approves: a page open in a browser cannot take a region down.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from local.launcher import LocalApp, LocalAppError
+
+MAX_BODY = 1024
+
+
+class ControlServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, app: LocalApp, host: str, port: int) -> None:
+        super().__init__((host, port), _ControlRequest)
+        self.app = app
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class _ControlRequest(BaseHTTPRequestHandler):
+    server: ControlServer
+    protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.1"
+    timeout = 10  # a client that stalls holds only its own thread, and not for long
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") != "/regions":
+            self.answer(HTTPStatus.NOT_FOUND, {"message": "GET /regions or POST /regions/<name>"})
+            return
+        self.answer(HTTPStatus.OK, {"regions": self.server.app.status()})
+
+    def do_POST(self) -> None:
+        prefix = "/regions/"
+        name = self.path[len(prefix) :].rstrip("/") if self.path.startswith(prefix) else ""
+        if name not in self.server.app.regions:
+            known = ", ".join(self.server.app.regions)
+            self.answer(HTTPStatus.NOT_FOUND, {"message": f"no region {name!r}; the regions are {known}"})
+            return
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
+            self.answer(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "send Content-Type: application/json"})
+            return
+        wanted = self._state()
+        if wanted is None:
+            self.answer(HTTPStatus.BAD_REQUEST, {"message": 'send {"state": "down"} or {"state": "up"}'})
+            return
+        try:
+            if wanted == "down":
+                self.server.app.take_down(name)
+            else:
+                self.server.app.bring_up(name)
+        except LocalAppError as exc:
+            self.answer(HTTPStatus.BAD_GATEWAY, {"message": str(exc)})
+            return
+        self.answer(HTTPStatus.OK, {name: self.server.app.status()[name]})
+
+    def _state(self) -> str | None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_BODY:
+                return None
+            body = json.loads(self.rfile.read(length))
+        except (ValueError, OSError):
+            return None
+        state = body.get("state") if isinstance(body, dict) else None
+        return state if state in ("down", "up") else None
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        self.answer(code, {"message": message or HTTPStatus(code).phrase})
+
+    def answer(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the launcher logs what a change did
+
+
+def start_control(app: LocalApp, port: int, host: str = "127.0.0.1") -> ControlServer:
+    """Serve the control endpoint for ``app`` in a thread (port 0 picks a free one); ``shutdown()`` ends it."""
+    try:
+        server = ControlServer(app, host, port)
+    except OSError as exc:
+        raise LocalAppError(
+            f"control endpoint: cannot listen on {host}:{port} ({exc.strerror}); "
+            "choose another port with CONTROL_PORT or --control-port"
+        ) from exc
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    return server
