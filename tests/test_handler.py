@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from handler import app, db, logs, users
+from handler import app, db, logs, users, validation
 from local.events import LambdaContext, api_gateway_event
 
 ORIGIN = "https://app.example.com"
@@ -492,7 +492,9 @@ def test_one_connection_is_reused_and_statement_timeout_set_once(api: Call) -> N
 
 
 class RoundTrips:
-    """Counts protocol round trips (one ReadyForQuery per Sync or simple query) with libpq's trace."""
+    """Counts what one request costs the database, from libpq's protocol trace: round trips (one
+    ReadyForQuery per Sync or simple query) and statements (one Execute or simple Query each), so that
+    an extra statement fails the count even when it is pipelined into the same round trip."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
@@ -505,32 +507,184 @@ class RoundTrips:
     def __exit__(self, *exc: object) -> None:
         self.conn.pgconn.untrace()
         self.file.seek(0)
-        self.count = sum(1 for line in self.file.read().decode().splitlines() if "\tReadyForQuery" in line)
+        messages = [line.split("\t") for line in self.file.read().decode().splitlines()]
         self.file.close()
+        self.count = sum(1 for m in messages if len(m) > 3 and m[1] == "B" and m[3] == "ReadyForQuery")
+        self.statements = sum(
+            1 for m in messages if len(m) > 3 and m[1] == "F" and m[3] in ("Execute", "Query")
+        )
 
 
-def test_warm_requests_cost_one_round_trip(api: Call) -> None:
-    user = create(api)
-    # Warm up past psycopg's prepare threshold (5): preparing costs one extra round trip, once.
-    for i in range(6):
-        api("GET", f"/users/{user['id']}")
-        api("GET", "/users", query="limit=2")
-        api("POST", "/users", {"name": "W", "email": f"warm{i}@example.com"})
-        api("PATCH", f"/users/{user['id']}", {"name": f"W{i}"})
-        api("GET", "/health")
-    conn = app.database().connection()
-    requests = {
-        "get": lambda: api("GET", f"/users/{user['id']}"),
-        "list": lambda: api("GET", "/users", query="limit=2"),
-        "create": lambda: api("POST", "/users", {"name": "C", "email": "counted@example.com"}),
-        "patch": lambda: api("PATCH", f"/users/{user['id']}", {"name": "P"}),
-        "health": lambda: api("GET", "/health"),
-        "delete": lambda: api("DELETE", f"/users/{user['id']}"),
+def owner_claims(sub: str, email: str | None = None) -> dict[str, str]:
+    claims = {"sub": sub, "token_use": "id"}
+    if email:
+        claims.update(email=email, email_verified="true")
+    return claims
+
+
+def test_every_query_costs_one_round_trip_and_one_statement_on_a_warm_connection(api: Call) -> None:
+    """Every statement of handler/users.py, through the route that runs it, found or not, conflicting or
+    not, for an administrator and for an owner: one statement, one round trip."""
+    admin_user = create(api, email="target@example.com")
+    create(api, name="Taken", email="taken@example.com")
+    for i in range(4):
+        create(api, name=f"Filler {i}", email=f"filler{i}@example.com")
+    cursor = api("GET", "/users", query="limit=2").body["next_cursor"]
+    assert cursor
+    ann = owner_claims("sub-ann", "ann@example.com")
+    ann_user = api("POST", "/users/me", {"name": "Ann", "email": "ann@example.com"}, claims=ann).body
+    for i in range(3):
+        api(
+            "POST",
+            "/users/me",
+            {"name": "Own", "email": f"own{i}@example.com"},
+            claims=owner_claims(f"o{i}", f"own{i}@example.com"),
+        )
+    own_cursor = validation.encode_cursor("2999-01-01T00:00:00Z", ann_user["id"])
+    missing = str(uuid.uuid4())
+    counter = iter(range(10_000))
+
+    def fresh_owner() -> tuple[dict[str, str], str]:
+        n = next(counter)
+        claims = owner_claims(f"fresh-{n}", f"fresh{n}@example.com")
+        reply = api("POST", "/users/me", {"name": "F", "email": f"fresh{n}@example.com"}, claims=claims)
+        return claims, reply.body["id"]
+
+    def fresh_user() -> str:
+        n = next(counter)
+        return create(api, name="D", email=f"doomed{n}@example.com")["id"]
+
+    # name -> (setup run before each measured request, the request, the status it must answer)
+    scenarios: dict[str, tuple[Callable[[], Any], Callable[[Any], Reply], int]] = {
+        "health": (lambda: None, lambda _: api("GET", "/health"), 200),
+        "admin get": (lambda: None, lambda _: api("GET", f"/users/{admin_user['id']}"), 200),
+        "admin get 404": (lambda: None, lambda _: api("GET", f"/users/{missing}"), 404),
+        "admin list first page": (lambda: None, lambda _: api("GET", "/users", query="limit=2"), 200),
+        "admin list next page": (
+            lambda: None,
+            lambda _: api("GET", "/users", query=f"limit=2&cursor={cursor}"),
+            200,
+        ),
+        "admin create": (
+            lambda: next(counter),
+            lambda n: api("POST", "/users", {"name": "C", "email": f"counted{n}@example.com"}),
+            201,
+        ),
+        "admin create 409": (
+            lambda: None,
+            lambda _: api("POST", "/users", {"name": "C", "email": "taken@example.com"}),
+            409,
+        ),
+        "admin patch": (
+            lambda: None,
+            lambda _: api("PATCH", f"/users/{admin_user['id']}", {"name": "P"}),
+            200,
+        ),
+        "admin patch 404": (lambda: None, lambda _: api("PATCH", f"/users/{missing}", {"name": "P"}), 404),
+        "admin patch 409": (
+            lambda: None,
+            lambda _: api("PATCH", f"/users/{admin_user['id']}", {"email": "taken@example.com"}),
+            409,
+        ),
+        "admin delete": (fresh_user, lambda user_id: api("DELETE", f"/users/{user_id}"), 204),
+        "admin delete 404": (lambda: None, lambda _: api("DELETE", f"/users/{missing}"), 404),
+        "owner get": (lambda: None, lambda _: api("GET", f"/users/{ann_user['id']}", claims=ann), 200),
+        "owner get of another's 404": (
+            lambda: None,
+            lambda _: api("GET", f"/users/{admin_user['id']}", claims=ann),
+            404,
+        ),
+        "owner list first page": (
+            lambda: None,
+            lambda _: api("GET", "/users", query="limit=2", claims=ann),
+            200,
+        ),
+        "owner list next page": (
+            lambda: None,
+            lambda _: api("GET", "/users", query=f"limit=2&cursor={own_cursor}", claims=ann),
+            200,
+        ),
+        "owner create": (
+            lambda: next(counter),
+            lambda n: api(
+                "POST",
+                "/users",
+                {"name": "O", "email": f"new{n}@example.com"},
+                claims=owner_claims(f"new-{n}", f"new{n}@example.com"),
+            ),
+            201,
+        ),
+        "owner create 409 (has one)": (
+            lambda: None,
+            lambda _: api("POST", "/users", {"name": "Ann", "email": "ann@example.com"}, claims=ann),
+            409,
+        ),
+        "owner patch": (
+            lambda: None,
+            lambda _: api("PATCH", f"/users/{ann_user['id']}", {"name": "Ann P"}, claims=ann),
+            200,
+        ),
+        "owner patch of another's 404": (
+            lambda: None,
+            lambda _: api("PATCH", f"/users/{admin_user['id']}", {"name": "X"}, claims=ann),
+            404,
+        ),
+        "owner delete": (
+            fresh_owner,
+            lambda owner: api("DELETE", f"/users/{owner[1]}", claims=owner[0]),
+            204,
+        ),
+        "owner delete of another's 404": (
+            lambda: None,
+            lambda _: api("DELETE", f"/users/{admin_user['id']}", claims=ann),
+            404,
+        ),
+        "me get": (lambda: None, lambda _: api("GET", "/users/me", claims=ann), 200),
+        "me get 404": (lambda: None, lambda _: api("GET", "/users/me", claims=owner_claims("nobody")), 404),
+        "me create": (
+            lambda: next(counter),
+            lambda n: api(
+                "POST",
+                "/users/me",
+                {"name": "M", "email": f"me{n}@example.com"},
+                claims=owner_claims(f"me-{n}", f"me{n}@example.com"),
+            ),
+            201,
+        ),
+        "me create 409 (email taken)": (
+            lambda: None,
+            lambda _: api(
+                "POST",
+                "/users/me",
+                {"name": "M", "email": "taken@example.com"},
+                claims=owner_claims("late", "taken@example.com"),
+            ),
+            409,
+        ),
+        "me patch": (lambda: None, lambda _: api("PATCH", "/users/me", {"name": "Ann M"}, claims=ann), 200),
+        "me patch 404": (
+            lambda: None,
+            lambda _: api("PATCH", "/users/me", {"name": "X"}, claims=owner_claims("nobody")),
+            404,
+        ),
+        "me delete": (fresh_owner, lambda owner: api("DELETE", "/users/me", claims=owner[0]), 204),
+        "me delete 404": (
+            lambda: None,
+            lambda _: api("DELETE", "/users/me", claims=owner_claims("nobody")),
+            404,
+        ),
     }
-    for name, request in requests.items():
-        with RoundTrips(conn) as trips:
-            assert request().status < 300, name
-        assert trips.count == 1, name
+    conn = app.database().connection()
+    for name, (setup, request, status) in scenarios.items():
+        # The seventh run is warm: psycopg prepares a statement on its sixth execution (one extra round
+        # trip, once per statement per connection).
+        for _ in range(7):
+            argument = setup()
+            with RoundTrips(conn) as trips:
+                reply = request(argument)
+            assert reply.status == status, (name, reply.body)
+        assert (trips.count, trips.statements) == (1, 1), name
+    assert app.database().connects == 1
 
 
 def test_unreachable_database_is_503_with_retry_after(api: Call, monkeypatch: pytest.MonkeyPatch) -> None:
