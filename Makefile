@@ -30,7 +30,7 @@ $(DEV_STAMP): requirements-dev.txt | $(PY)
 install-dev: $(DEV_STAMP)
 
 dev: $(LOCAL_STAMP)
-	$(PY) -m local
+	$(PY) -m local $(if $(PORTS),--ports '$(PORTS)')
 
 test: lint typecheck $(DEV_STAMP)
 	$(PY) -m pytest
