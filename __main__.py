@@ -10,6 +10,7 @@ from components.dynamic.migration import SchemaMigration
 from components.edge import Edge, EdgeArgs, origin_name
 from components.failover_drill import DrillTiming, FailoverDrill, FailoverDrillArgs
 from components.global_routing import GlobalRouting, GlobalRoutingArgs, RegionalEndpoint
+from components.identity import Identity, IdentityArgs
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
 from components.monitoring import ROUTE53_METRICS_REGION, MonitoredRegion, Monitoring, MonitoringArgs
 from components.regional_app import RegionalApp, RegionalAppArgs
@@ -87,6 +88,29 @@ artifacts = LambdaArtifacts(
     opts=pulumi.ResourceOptions(providers=[command.Provider("local-command")]),
 )
 
+# One Cognito user pool for both regions, in the primary (pools are regional; API Gateway accepts a pool
+# of another region). authMode none is an explicit opt-out, warned about on every preview and up.
+identity = (
+    Identity(
+        "users-identity",
+        IdentityArgs(region=config.primary_region, deletion_protection=config.deletion_protection),
+        opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
+    )
+    if config.auth_mode == "cognito"
+    else None
+)
+if identity is None:
+    pulumi.log.warn(
+        "authMode is none: both regional APIs are open to anyone, and no user pool is created; "
+        "set it back with `pulumi config set authMode cognito`"
+    )
+else:
+    pulumi.export("userPoolId", identity.user_pool_id)
+    pulumi.export("userPoolArn", identity.user_pool_arn)
+    pulumi.export("userPoolClientId", identity.user_pool_client_id)
+    pulumi.export("userPoolIssuer", identity.issuer_url)
+    pulumi.export("userPoolSmokeClientId", identity.smoke_client_id)
+
 # One API per region against its own cluster; each function waits for the schema and its role mapping.
 apps = {
     cluster.region: RegionalApp(
@@ -98,6 +122,8 @@ apps = {
             cluster_endpoint=cluster.endpoint,
             schema=schema,
             artifacts=artifacts,
+            user_pool_arn=identity.user_pool_arn if identity else None,
+            user_pool_client_ids=identity.client_ids if identity else (),
             manage_api_gateway_account=config.manage_api_gateway_account,
         ),
         opts=pulumi.ResourceOptions(provider=providers[cluster.region]),

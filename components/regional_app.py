@@ -126,16 +126,29 @@ def runtime_policy(log_group_arn: str, cluster_arn: str, xray_tracing: bool) -> 
 
 
 def function_environment(
-    dsql_endpoint: str, cors_allow_origins: Sequence[str], log_level: str = "INFO"
+    dsql_endpoint: str,
+    cors_allow_origins: Sequence[str],
+    log_level: str = "INFO",
+    auth_mode: str = "cognito",
+    auth_client_ids: Sequence[str] = (),
 ) -> dict[str, str]:
-    """The function's environment (Lambda itself sets AWS_REGION, a reserved name)."""
-    return {
+    """The function's environment (Lambda itself sets AWS_REGION, a reserved name).
+
+    AUTH_MODE tells the handler whether API Gateway's authorizer put token claims in every request
+    (cognito) or the API is open (none). AUTH_CLIENT_IDS are the app clients whose ID tokens it accepts
+    (the ``aud`` claim): the authorizer itself accepts a token of any client of the pool.
+    """
+    environment = {
         "DSQL_ENDPOINT": dsql_endpoint,
         "DB_USER": DB_ROLE,
         "CORS_ALLOW_ORIGINS": ",".join(cors_allow_origins),
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "LOG_LEVEL": log_level,
+        "AUTH_MODE": auth_mode,
     }
+    if auth_client_ids:
+        environment["AUTH_CLIENT_IDS"] = ",".join(auth_client_ids)
+    return environment
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,12 @@ class RegionalAppArgs:
     """The migration resource: the database role exists once it is done."""
     artifacts: LambdaArtifacts
     """The handler code and the dependency layer zip (one build shared by every region)."""
+    user_pool_arn: pulumi.Input[str] | None = None
+    """ARN of the stack's one Cognito user pool (any region): every API method but /health and the
+    preflights requires its tokens. Required when ``settings.auth_mode`` is cognito; None only with
+    ``none``."""
+    user_pool_client_ids: Sequence[pulumi.Input[str]] = ()
+    """The pool's app clients whose ID tokens the function accepts (checked against ``aud``)."""
     function_name: str | None = None
     """Lambda function name; default ``<project>-<stack>-<region>`` (also names its log group)."""
     manage_api_gateway_account: bool = True
@@ -192,6 +211,16 @@ class RegionalApp(pulumi.ComponentResource):
             raise ValueError(
                 f"the layer was built for {args.artifacts.runtime} but the function runs "
                 f"{settings.lambda_runtime}; build the artifacts from the same settings"
+            )
+        if settings.auth_mode == "cognito" and args.user_pool_arn is None:
+            raise ValueError(
+                "authMode is cognito but RegionalApp got no user_pool_arn; pass the Identity component's "
+                "user_pool_arn (or set authMode to none to open the API)"
+            )
+        if settings.auth_mode == "none" and args.user_pool_arn is not None:
+            raise ValueError(
+                "authMode is none but RegionalApp got a user_pool_arn; the API would be open while a pool "
+                "exists for it: pass user_pool_arn=None or set authMode to cognito"
             )
         child = ResourceOptions(parent=self)
         tags = {**args.tags, "region": args.region}
@@ -254,9 +283,9 @@ class RegionalApp(pulumi.ComponentResource):
             memory_size=settings.lambda_memory_mb,
             timeout=settings.lambda_timeout_seconds,
             environment={
-                "variables": Output.from_input(args.cluster_endpoint).apply(
-                    lambda endpoint: function_environment(
-                        endpoint, settings.cors_allow_origins, args.log_level
+                "variables": Output.all(args.cluster_endpoint, *args.user_pool_client_ids).apply(
+                    lambda values: function_environment(
+                        values[0], settings.cors_allow_origins, args.log_level, settings.auth_mode, values[1:]
                     )
                 )
             },
@@ -269,7 +298,18 @@ class RegionalApp(pulumi.ComponentResource):
 
         # --- API
         document = load_document(OPENAPI_DOCUMENT)
-        body = function.invoke_arn.apply(lambda arn: render(api_gateway_body(document, arn)))
+        # The authorizer (the user pool's ARN) and the CORS headers of API Gateway's own answers are
+        # part of the body, so changing either redeploys the API.
+        body = Output.all(function.invoke_arn, args.user_pool_arn).apply(
+            lambda values: render(
+                api_gateway_body(
+                    document,
+                    values[0],
+                    user_pool_arn=values[1],
+                    cors_allow_origins=settings.cors_allow_origins,
+                )
+            )
+        )
         api = aws.apigateway.RestApi(
             f"{name}-api",
             name=function_name,

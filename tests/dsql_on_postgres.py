@@ -57,15 +57,22 @@ class Recorder:
 
     connections: list[tuple[str, str]] = field(default_factory=list)
     statements: list[tuple[str, Any]] = field(default_factory=list)
+    listener: Callable[[dict[str, Any]], None] | None = None
+    """Told of each event too (a provider server process writes them to a file for the test)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def connected(self, endpoint: str, region: str) -> None:
         with self.lock:
             self.connections.append((endpoint, region))
+        if self.listener is not None:
+            self.listener({"kind": "connect", "endpoint": endpoint, "region": region})
 
     def sent(self, statement: str, params: Any) -> None:
         with self.lock:
             self.statements.append((statement, params))
+        if self.listener is not None:
+            safe = [str(p) for p in params] if isinstance(params, list | tuple) else params
+            self.listener({"kind": "sql", "statement": statement, "params": safe})
 
     def sql(self) -> list[str]:
         return [statement for statement, _ in self.statements]

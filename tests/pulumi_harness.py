@@ -197,6 +197,13 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
             "regionalDomainName": f"d-{name}.execute-api.{region}.amazonaws.com",
             "regionalZoneId": "ZREGIONAL",
         }
+    if typ == "aws:cognito/userPool:UserPool":
+        pool_id = f"{region}_" + (name.replace("-", "") + "A" * 9)[:9]
+        return {
+            "id": pool_id,
+            "arn": f"arn:aws:cognito-idp:{region}:{ACCOUNT}:userpool/{pool_id}",
+            "endpoint": f"cognito-idp.{region}.amazonaws.com/{pool_id}",
+        }
     return {"arn": f"arn:aws:mock:{region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}"}
 
 

@@ -7,6 +7,7 @@ schema-valid input accepted. It is bounded (a few hundred generated requests, we
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
@@ -19,7 +20,9 @@ import pytest
 import yaml
 from psycopg.conninfo import make_conninfo
 
+from components.openapi import OpenApiError, api_gateway_body, cognito_schemes, operations
 from handler import app, validation
+from handler import config as handler_config
 from handler.errors import ApiError
 from local.launcher import LocalApp, start_local_app
 
@@ -158,3 +161,144 @@ def test_fuzzer_finds_no_5xx_and_no_response_outside_the_document(
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout
+
+
+# ----------------------------------------------------------------- authorization in the contract
+
+INVOKE_ARN = (
+    "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+    "arn:aws:lambda:us-east-1:123456789012:function:f/invocations"
+)
+POOL_ARN = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
+
+
+def test_declares_one_cognito_authorizer_filled_at_deploy_time(spec: dict[str, Any]) -> None:
+    schemes = spec["components"]["securitySchemes"]
+    assert cognito_schemes(spec) == ["cognito"]
+    scheme = schemes["cognito"]
+    assert (scheme["type"], scheme["name"], scheme["in"]) == ("apiKey", "Authorization", "header")
+    assert scheme["x-amazon-apigateway-authtype"] == "cognito_user_pools"
+    # The pool's ARN is the stack's, not the document's: components/openapi.py fills it.
+    assert scheme["x-amazon-apigateway-authorizer"] == {"type": "cognito_user_pools", "providerARNs": []}
+
+
+def test_every_operation_but_health_requires_an_id_token(spec: dict[str, Any]) -> None:
+    default = spec.get("security")
+    for method, path, operation in operations(spec):
+        required = operation.get("security", default)
+        if (method, path) == ("GET", "/health"):
+            assert required == [], "health checks carry no token"
+        else:
+            # No scopes: API Gateway's Cognito authorizer then takes ID tokens (with scopes, access tokens).
+            assert required == [{"cognito": []}], f"{method} {path}"
+
+
+@pytest.mark.parametrize(
+    ("arn", "message"),
+    [
+        ("arn:aws:cognito-idp:us-east-1:123456789012:userpool", "not a Cognito user pool ARN"),
+        ("arn:aws:iam::123456789012:role/x", "not a Cognito user pool ARN"),
+        ("", "not a Cognito user pool ARN"),
+    ],
+)
+def test_transform_refuses_what_is_not_a_user_pool_arn(spec: dict[str, Any], arn: str, message: str) -> None:
+    with pytest.raises(OpenApiError, match=message):
+        api_gateway_body(spec, INVOKE_ARN, user_pool_arn=arn)
+
+
+def test_transform_refuses_a_document_without_exactly_one_cognito_scheme(spec: dict[str, Any]) -> None:
+    without = copy.deepcopy(spec)
+    del without["components"]["securitySchemes"]
+    with pytest.raises(OpenApiError, match="declares 0 security schemes"):
+        api_gateway_body(without, INVOKE_ARN, user_pool_arn=POOL_ARN)
+    twice = copy.deepcopy(spec)
+    twice["components"]["securitySchemes"]["other"] = copy.deepcopy(
+        spec["components"]["securitySchemes"]["cognito"]
+    )
+    with pytest.raises(OpenApiError, match="declares 2 security schemes"):
+        api_gateway_body(twice, INVOKE_ARN, user_pool_arn=POOL_ARN)
+
+
+def test_transform_refuses_a_requirement_on_an_undeclared_scheme(spec: dict[str, Any]) -> None:
+    document = copy.deepcopy(spec)
+    document["paths"]["/users"]["get"]["security"] = [{"cognit0": []}]
+    with pytest.raises(OpenApiError, match="GET /users requires security scheme 'cognit0'"):
+        api_gateway_body(document, INVOKE_ARN, user_pool_arn=POOL_ARN)
+
+
+def test_a_new_operation_is_protected_by_default(spec: dict[str, Any]) -> None:
+    document = copy.deepcopy(spec)
+    document["paths"]["/reports"] = {
+        "get": {"operationId": "reports", "responses": {"200": {"description": "ok"}}}
+    }
+    body = api_gateway_body(document, INVOKE_ARN, user_pool_arn=POOL_ARN)
+    assert body["paths"]["/reports"]["get"]["security"] == [{"cognito": []}]
+    assert body["paths"]["/reports"]["options"]["security"] == []
+
+
+def _cors_headers_from_gateway(parameters: dict[str, str], origin: str) -> dict[str, str]:
+    """The headers API Gateway would send: literals unquoted, request mappings resolved."""
+    headers = {}
+    for key, value in parameters.items():
+        name = key.removeprefix("gatewayresponse.header.")
+        if name.startswith("Access-Control-") or name == "Vary":
+            headers[name] = (
+                value.strip("'") if value.startswith("'") else {"method.request.header.Origin": origin}[value]
+            )
+    return headers
+
+
+def _cors_headers_from_function(
+    monkeypatch: pytest.MonkeyPatch, origins: list[str], origin: str
+) -> dict[str, str]:
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", ",".join(origins))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://unused.invalid/none")  # an unknown route never connects
+    monkeypatch.setenv("AUTH_MODE", "none")
+    handler_config.settings.cache_clear()
+    try:
+        response = app.handle(
+            {
+                "httpMethod": "GET",
+                "path": "/no-such-route",
+                "headers": {"Origin": origin},
+                "requestContext": {},
+            }
+        )
+    finally:
+        handler_config.settings.cache_clear()
+    assert response["statusCode"] == 404
+    return {k: v for k, v in response["headers"].items() if k.startswith("Access-Control-") or k == "Vary"}
+
+
+@pytest.mark.parametrize(
+    "origins", [["https://app.example.com"], ["https://app.example.com", "https://admin.example.com:8443"]]
+)
+def test_gateway_errors_carry_the_functions_cors_headers(
+    spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch, origins: list[str]
+) -> None:
+    body = api_gateway_body(spec, INVOKE_ARN, user_pool_arn=POOL_ARN, cors_allow_origins=origins)
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert {"UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    for origin in origins:
+        expected = _cors_headers_from_function(monkeypatch, origins, origin)
+        assert expected["Access-Control-Allow-Origin"] == origin
+        for kind, response in responses.items():
+            assert _cors_headers_from_gateway(response["responseParameters"], origin) == expected, kind
+
+
+def test_gateway_errors_name_a_single_origin_literally(spec: dict[str, Any]) -> None:
+    body = api_gateway_body(
+        spec, INVOKE_ARN, user_pool_arn=POOL_ARN, cors_allow_origins=["https://app.example.com"]
+    )
+    for response in body["x-amazon-apigateway-gateway-responses"].values():
+        headers = _cors_headers_from_gateway(response["responseParameters"], "https://evil.example")
+        assert (
+            headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        )  # a browser on evil. is refused
+
+
+def test_gateway_errors_carry_no_cors_headers_without_origins(spec: dict[str, Any]) -> None:
+    body = api_gateway_body(spec, INVOKE_ARN, user_pool_arn=POOL_ARN)
+    for kind, response in body["x-amazon-apigateway-gateway-responses"].items():
+        parameters = response.get("responseParameters", {})
+        assert not _cors_headers_from_gateway(parameters, "https://app.example.com"), kind

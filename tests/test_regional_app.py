@@ -16,6 +16,7 @@ from pulumi import ResourceOptions
 from pulumi.dynamic import CreateResult, Resource, ResourceProvider
 
 from components.config import load_config
+from components.identity import Identity, IdentityArgs
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
 from components.openapi import OpenApiError, api_gateway_body, load_document, render, routes
 from components.regional_app import DB_ROLE, RegionalApp, RegionalAppArgs
@@ -47,6 +48,16 @@ def program() -> None:
         opts=ResourceOptions(providers=[command.Provider("command")]),
     )
     migration = StandInMigration("schema-migration")
+    # One pool, in the primary region, for both regions' authorizers (as __main__.py does).
+    identity = (
+        Identity(
+            "identity",
+            IdentityArgs(region=config.primary_region, deletion_protection=config.deletion_protection),
+            opts=ResourceOptions(provider=providers[config.primary_region]),
+        )
+        if config.auth_mode == "cognito"
+        else None
+    )
     for region in config.app_regions:
         cluster = aws.dsql.Cluster(f"cluster-{region}", opts=ResourceOptions(provider=providers[region]))
         app = RegionalApp(
@@ -58,6 +69,8 @@ def program() -> None:
                 cluster_endpoint=cluster.identifier.apply(lambda i, r=region: f"{i}.dsql.{r}.on.aws"),
                 schema=migration,
                 artifacts=artifacts,
+                user_pool_arn=identity.user_pool_arn if identity else None,
+                user_pool_client_ids=identity.client_ids if identity else (),
                 tags=config.tags,
             ),
             opts=ResourceOptions(provider=providers[region]),
@@ -173,6 +186,8 @@ def test_function_settings_and_environment(run: ProgramRun, region: str) -> None
         "CORS_ALLOW_ORIGINS": "",
         "POWERTOOLS_SERVICE_NAME": "users-api",
         "LOG_LEVEL": "INFO",
+        "AUTH_MODE": "cognito",
+        "AUTH_CLIENT_IDS": "identity-client-id,identity-smoke-client-id",
     }
     assert "AWS_REGION" not in environment  # reserved: Lambda sets it
 
@@ -378,14 +393,15 @@ INVOKE_ARN = (
     "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
     "arn:aws:lambda:us-east-1:123456789012:function:f/invocations"
 )
+POOL_ARN = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
 
 
 def test_openapi_body_is_pure_and_deterministic() -> None:
     document = load_document()
     before = json.dumps(document, sort_keys=True)
-    body = api_gateway_body(document, INVOKE_ARN)
+    body = api_gateway_body(document, INVOKE_ARN, user_pool_arn=POOL_ARN)
     assert json.dumps(document, sort_keys=True) == before  # the input document is not changed
-    assert render(body) == render(api_gateway_body(load_document(), INVOKE_ARN))
+    assert render(body) == render(api_gateway_body(load_document(), INVOKE_ARN, user_pool_arn=POOL_ARN))
     assert body["paths"]["/users/{id}"]["parameters"] == document["paths"]["/users/{id}"]["parameters"]
     operations = {
         (m.upper(), p): op for p, item in body["paths"].items() for m, op in item.items() if m != "parameters"
@@ -399,7 +415,9 @@ def test_openapi_body_is_pure_and_deterministic() -> None:
 
 
 def test_gateway_errors_have_the_handlers_error_shape() -> None:
-    responses = api_gateway_body(load_document(), INVOKE_ARN)["x-amazon-apigateway-gateway-responses"]
+    responses = api_gateway_body(load_document(), INVOKE_ARN, user_pool_arn=POOL_ARN)[
+        "x-amazon-apigateway-gateway-responses"
+    ]
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
     for response in responses.values():
         template = response["responseTemplates"]["application/json"]
@@ -409,4 +427,52 @@ def test_gateway_errors_have_the_handlers_error_shape() -> None:
 
 def test_openapi_body_refuses_what_is_not_a_lambda_invoke_arn() -> None:
     with pytest.raises(OpenApiError, match="not a Lambda invoke ARN"):
-        api_gateway_body(load_document(), "arn:aws:lambda:us-east-1:123456789012:function:f")
+        api_gateway_body(
+            load_document(), "arn:aws:lambda:us-east-1:123456789012:function:f", user_pool_arn=POOL_ARN
+        )
+
+
+def _app_with_auth(pool_arn: str | None) -> None:
+    config = load_config()
+    provider = aws.Provider("aws-one", region=config.primary_region)
+    artifacts = LambdaArtifacts(
+        "lambda",
+        LambdaArtifactsArgs(config.lambda_architecture, config.lambda_runtime),
+        opts=ResourceOptions(providers=[command.Provider("command")]),
+    )
+    RegionalApp(
+        "app",
+        RegionalAppArgs(
+            region=config.primary_region,
+            settings=config,
+            cluster_arn="arn:aws:dsql:us-east-1:123456789012:cluster/abc",
+            cluster_endpoint="abc.dsql.us-east-1.on.aws",
+            schema=StandInMigration("schema"),
+            artifacts=artifacts,
+            user_pool_arn=pool_arn,
+        ),
+        opts=ResourceOptions(provider=provider),
+    )
+
+
+@pytest.mark.parametrize(
+    ("auth_mode", "pool_arn", "message"),
+    [
+        ("cognito", None, "authMode is cognito but RegionalApp got no user_pool_arn"),
+        ("none", POOL_ARN, "authMode is none but RegionalApp got a user_pool_arn"),
+    ],
+)
+def test_an_authorizer_that_disagrees_with_auth_mode_is_refused(
+    auth_mode: str, pool_arn: str | None, message: str
+) -> None:
+    with pytest.raises(Exception, match=message):
+        run_program({"authMode": auth_mode}, program=lambda: _app_with_auth(pool_arn))
+
+
+def test_auth_mode_none_builds_an_open_api_without_a_pool() -> None:
+    open_run = run_program({"authMode": "none"}, program=program)
+    assert not open_run.of_type("aws:cognito/userPool:UserPool")
+    for region in REGIONS:
+        body = json.loads(_child(open_run, region, "api").inputs["body"])
+        assert not [op for item in body["paths"].values() for op in item.values() if "security" in op]
+        assert _child(open_run, region, "function").inputs["environment"]["variables"]["AUTH_MODE"] == "none"

@@ -38,7 +38,15 @@ import re
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    UpdateResult,
+)
 
 from components.dynamic import dsql_admin
 from components.dynamic.aws_session import IAM_ROLE_ARN as ROLE_ARN
@@ -135,6 +143,14 @@ class IamGrantProvider(AwsAccessProvider):
         return DiffResult(changes=bool(changed), replaces=changed, stables=[], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(f"{props['region']}/{props['db_role']}/{props['role_arn']}", self._grant(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Every input forces a replacement, so the engine never plans an update; should it call one,
+        # making sure of the mapping is the only correct answer.
+        return UpdateResult(self._grant(news))
+
+    def _grant(self, props: dict[str, Any]) -> dict[str, Any]:
         role_arn, db_role = props["role_arn"], props["db_role"]
         conn = _connect(props["endpoint"], props["region"], self.access)
         try:
@@ -147,8 +163,7 @@ class IamGrantProvider(AwsAccessProvider):
             ) from exc
         finally:
             conn.close()
-        outs = {key: props[key] for key in REPLACING_INPUTS}
-        return CreateResult(f"{props['region']}/{db_role}/{role_arn}", outs)
+        return {key: props[key] for key in REPLACING_INPUTS}
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         missing = [key for key in REPLACING_INPUTS if not props.get(key)]
