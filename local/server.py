@@ -15,7 +15,9 @@ quotas where one exists:
   closed) and the whole request within READ_TIMEOUT_S of its first byte (else a JSON 408);
 * request line and headers at most 10240 bytes (431/414), body at most 10 MB (413), a malformed
   request or target a JSON 400, a function that fails a JSON 502, an invocation that cannot start
-  within 29 s (the integration timeout) a JSON 504; every answer has a status line, never HTML;
+  within 29 s (the integration timeout) a JSON 504; every answer has a status line, never HTML, and
+  these errors have the shape the deployed API's gateway responses give them ({"error": {"code",
+  "message"}}, components/openapi.py);
 * HEAD on a GET route runs GET and sends its headers without the body;
 * one log line per request, with control and non-ASCII bytes of the path escaped; a client that goes
   away early is one line too, never a traceback.
@@ -138,7 +140,7 @@ class ContainerServer(ThreadingMixIn, HTTPServer):
 def _refuse(request: socket.socket, region: str) -> None:
     try:
         request.settimeout(1)
-        body = b'{"message":"Too Many Requests"}'
+        body = gateway_error_body(429, "Too Many Requests")
         request.sendall(
             b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
@@ -146,6 +148,13 @@ def _refuse(request: socket.socket, region: str) -> None:
     except OSError:
         pass
     log(f"{region} - - 429 over {MAX_CONNECTIONS} connections")
+
+
+def gateway_error_body(status: int, message: str) -> bytes:
+    """The body of an error API Gateway answers itself. The deployed API's gateway responses
+    (components/openapi.py) give these the handler's shape: DEFAULT_4XX, DEFAULT_5XX and THROTTLED."""
+    code = "throttled" if status == 429 else "bad_request" if status < 500 else "internal_error"
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
 def log(line: str) -> None:
@@ -194,7 +203,7 @@ class EdgeConnection(BaseHTTPRequestHandler):
             self.handle_request()
         except RequestTimeout as exc:
             self.note = str(exc)
-            self.reply(HTTPStatus.REQUEST_TIMEOUT, {"message": "Request Timeout"})
+            self.reply(HTTPStatus.REQUEST_TIMEOUT, "Request Timeout")
         except HeadTooLarge as exc:
             line_too_long = exc.args[0]
             self.requestline = str(reader.buffer[:200].split(b"\r\n", 1)[0], "iso-8859-1") + "..."
@@ -218,14 +227,14 @@ class EdgeConnection(BaseHTTPRequestHandler):
         method = "GET" if self.command == "HEAD" else self.command
         with self.server.invocation() as started:
             if not started:
-                self.reply(HTTPStatus.GATEWAY_TIMEOUT, {"message": "Endpoint request timed out"})
+                self.reply(HTTPStatus.GATEWAY_TIMEOUT, "Endpoint request timed out")
                 return
             try:
                 result = self.invoke_function(method, target.path or "/", target.query, body)
             except Exception:
                 # What API Gateway answers when the function itself fails; the traceback goes to the log.
                 traceback.print_exc()
-                self.reply(HTTPStatus.BAD_GATEWAY, {"message": "Internal server error"})
+                self.reply(HTTPStatus.BAD_GATEWAY, "Internal server error")
                 return
         payload = (result.get("body") or "").encode("utf-8")
         self.send(int(result["statusCode"]), result.get("headers") or {}, payload)
@@ -264,7 +273,7 @@ class EdgeConnection(BaseHTTPRequestHandler):
                 self.send_error(HTTPStatus.BAD_REQUEST, "malformed chunked body")
                 return None
             if body is None:
-                self.reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Too Long"})
+                self.reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long")
             return body
         lengths = self.headers.get_all("Content-Length") or []
         if len(set(lengths)) > 1 or (lengths and not lengths[0].strip().isdigit()):
@@ -272,7 +281,7 @@ class EdgeConnection(BaseHTTPRequestHandler):
             return None
         length = int(lengths[0]) if lengths else 0
         if length > API_GATEWAY_MAX_PAYLOAD:
-            self.reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Too Long"})
+            self.reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long")
             return None
         if length:
             self._continue()
@@ -294,10 +303,11 @@ class EdgeConnection(BaseHTTPRequestHandler):
         API Gateway's JSON error body instead of an HTML page."""
         status = HTTPStatus(code)
         self.note = message or ""
-        self.reply(status, {"message": status.phrase})
+        self.reply(status, status.phrase)
 
-    def reply(self, status: int, body: dict[str, str]) -> None:
-        self.send(status, {"Content-Type": "application/json"}, json.dumps(body).encode())
+    def reply(self, status: int, message: str) -> None:
+        """An error the edge answers itself, before or instead of the function."""
+        self.send(status, {"Content-Type": "application/json"}, gateway_error_body(status, message))
 
     def send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
         self.request_version = "HTTP/1.1"  # a status line, whatever the request line said

@@ -136,7 +136,24 @@ def test_malformed_requests_get_json_errors_with_a_status_line(
     assert headers["content-type"] == "application/json"
     assert int(headers["content-length"]) == len(body)
     assert b"<html" not in body.lower()
-    assert json.loads(body)
+    if status >= 400:
+        error = json.loads(body)["error"]
+        assert error["code"] == ("bad_request" if status < 500 else "internal_error") and error["message"]
+
+
+def test_edge_errors_have_the_shape_of_the_deployed_apis_gateway_responses() -> None:
+    """The deployed API gives API Gateway's own errors the handler's shape (components/openapi.py)."""
+    from components.openapi import api_gateway_body, load_document
+    from local.server import gateway_error_body
+
+    invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn/invocations"
+    deployed = api_gateway_body(load_document(), invoke_arn, user_pool_arn=None)
+    templates = deployed["x-amazon-apigateway-gateway-responses"]
+    for kind, status in (("DEFAULT_4XX", 400), ("DEFAULT_5XX", 502), ("THROTTLED", 429)):
+        template = json.loads(templates[kind]["responseTemplates"]["application/json"])
+        local = json.loads(gateway_error_body(status, "some message"))
+        assert local.keys() == template.keys() and local["error"].keys() == template["error"].keys()
+        assert local["error"]["code"] == template["error"]["code"], kind
 
 
 def test_a_chunked_body_reaches_the_function(edge: tuple[LocalApp, Path]) -> None:
@@ -171,7 +188,10 @@ def test_a_body_that_does_not_arrive_in_time_gets_a_json_408(impatient: tuple[Lo
         port_of(app),
         b"POST /users HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\nabcd",
     )
-    assert (status, json.loads(body)) == (408, {"message": "Request Timeout"})
+    assert (status, json.loads(body)) == (
+        408,
+        {"error": {"code": "bad_request", "message": "Request Timeout"}},
+    )
     assert headers["content-type"] == "application/json"
     assert log_lines(log_path, "POST /users 408")[0].endswith("(4 of 100 body bytes within 1 s)")
 
@@ -196,7 +216,7 @@ def test_control_bytes_and_non_utf8_in_the_path_are_escaped_in_one_log_line(
     status, _, body = exchange(
         port_of(app), b"GET /" + marker.encode() + b"\x00\xff\x1b[31m\\x HTTP/1.1\r\n\r\n"
     )
-    assert status == 400 and json.loads(body) == {"message": "Bad Request"}
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_request"
     [line] = log_lines(log_path, marker)
     assert f"{REGION} GET /{marker}\\x00\\xff\\x1b[31m\\\\x 400 " in line
     raw = log_path.read_bytes()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -133,3 +135,111 @@ def test_stack_outputs_without_two_urls_are_a_usage_error() -> None:
 def test_one_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert smoke.main(["http://127.0.0.1:1"]) == 2
     assert "give two base URLs" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- checks that must catch a broken API
+
+
+class FakeRegions(smoke.Smoke):
+    """Answers like the API from memory. ``shared``: both regions see one store (a replicated database);
+    ``lose_create``: the n-th create (1-based) is answered 201 and then lost; ``health_status`` for /health."""
+
+    def __init__(
+        self, *, shared: bool = True, lose_create: int = 0, health_status: int = 200, **kwargs: Any
+    ) -> None:
+        super().__init__([smoke.Region("a", "http://a"), smoke.Region("b", "http://b")], **kwargs)
+        self.stores: dict[str, dict[str, dict[str, Any]]] = {"a": {}, "b": {}}
+        if shared:
+            self.stores["b"] = self.stores["a"]
+        self.lose_create = lose_create
+        self.health_status = health_status
+        self.creates = 0
+        self.lock = threading.Lock()
+
+    def request(self, region: smoke.Region, method: str, path: str, payload: Any = None) -> smoke.Reply:
+        store = self.stores[region.label]
+        user_id = path.rpartition("/")[2]
+        with self.lock:
+            if path == "/health":
+                return smoke.Reply(self.health_status, {"status": "ok"})
+            if method == "POST":
+                if any(u["email"] == payload["email"] for u in store.values()):
+                    return smoke.Reply(409, {"error": {"code": "conflict"}})
+                self.creates += 1
+                user = {"id": uuid.uuid4().hex, **payload}
+                if self.creates != self.lose_create:
+                    store[user["id"]] = user
+                return smoke.Reply(201, user)
+            if method == "DELETE":
+                return smoke.Reply(204 if store.pop(user_id, None) else 404, None)
+            return smoke.Reply(200, store[user_id]) if user_id in store else smoke.Reply(404, {})
+
+
+def failed_checks(run: smoke.Smoke) -> list[str]:
+    return [r.name for r in run.results if r.failed]
+
+
+def test_the_fake_api_passes_when_it_behaves() -> None:
+    run = FakeRegions()
+    assert run.run() is True, run.report()
+    assert not run.stores["a"]  # cleaned up
+
+
+def test_regions_that_do_not_share_their_data_fail_every_cross_region_check() -> None:
+    """Reading back from the region that wrote (instead of the other one) would pass here."""
+    run = FakeRegions(shared=False)
+    assert run.run() is False
+    assert failed_checks(run) == ["read-other-region", "concurrent-writes", "duplicate-rejected"]
+    concurrent = next(r for r in run.results if r.name == "concurrent-writes")
+    assert concurrent.detail.startswith("10 of 10 writes missing")
+
+
+def test_a_create_answered_201_and_then_lost_fails_the_concurrent_check() -> None:
+    run = FakeRegions(lose_create=3)  # the first create is read-other-region's; 2..11 are concurrent
+    assert run.run() is False
+    assert failed_checks(run) == ["concurrent-writes"]
+    concurrent = next(r for r in run.results if r.name == "concurrent-writes")
+    assert concurrent.detail.startswith("1 of 10 writes missing"), concurrent.detail
+
+
+@pytest.mark.parametrize("status", [204, 301, 404, 429])
+def test_health_must_answer_200_not_just_anything_below_500(status: int) -> None:
+    run = FakeRegions(health_status=status)
+    assert run.run() is False
+    assert failed_checks(run) == ["health[a]", "health[b]"]
+    assert all(r.status == "SKIP" for r in run.results if not r.name.startswith("health"))
+
+
+# ---------------------------------------------------------------- the PORTS setting of make dev
+
+
+def test_smoke_reads_the_local_regions_from_ports(
+    two_regions: tuple[LocalApp, LocalApp],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ports = " ".join(
+        f"{name}={url.rpartition(':')[2]}" for app in two_regions for name, url in app.urls.items()
+    )
+    monkeypatch.setenv("PORTS", ports)
+    assert smoke.main([]) == 0
+    report = capsys.readouterr().out
+    assert "PASS  health[us-east-1]" in report and "PASS  health[us-east-2]" in report
+    monkeypatch.setenv("PORTS", "us-east-1=1 us-east-2=2")  # --ports wins over the environment
+    assert smoke.main(["--ports", ports, "--writes", "1"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ports", "us-east-1"], "is not REGION=PORT"),
+        (["--ports", "us-east-1=8001"], "names 1 region(s)"),
+        (["--ports", "a=0 b=1"], "port 0"),
+        (["--ports", "a=1 b=2", "http://x", "http://y"], "give one of"),
+    ],
+)
+def test_bad_ports_are_a_usage_error(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert smoke.main(args) == 2
+    assert message in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Smoke test of the two-region users API: the acceptance checks, against any two regional base URLs.
 
-    python -m tools.smoke                                   # the local app (make dev): :8001 and :8002
+    python -m tools.smoke                                   # the local app (make dev): PORTS, else :8001 :8002
+    python -m tools.smoke --ports "us-east-1=9001 us-east-2=9002"   # the same setting as make dev PORTS=...
     python -m tools.smoke https://a.example/v1 https://b.example/v1
     python -m tools.smoke --from-stack [--stack prod]       # the URLs `pulumi stack output` reports
 
@@ -11,7 +12,8 @@ Checks, each reported PASS or FAIL with its name:
   duplicate-rejected      the same e-mail written again in the other region is refused with 409
   cleanup                 every user the smoke test created is deleted again
 Exit status: 0 when every check passed, 1 when one failed (the failing checks are named), 2 on bad usage.
-Standard library only; every request has a timeout.
+Standard library only (local/ports.py, which reads the PORTS setting, is too); every request has a
+timeout and goes through ``Smoke.request``, the one place that adds headers.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_URLS = ("http://127.0.0.1:8001", "http://127.0.0.1:8002")
+from local.ports import parse_ports, ports_setting
+
 EMAIL_DOMAIN = "example.com"  # reserved for documentation: never a real mailbox
 
 
@@ -73,6 +76,7 @@ class Smoke:
 
     regions: Sequence[Region]
     timeout: float = 10.0
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request (e.g. Authorization)
     writes_per_region: int = 5
     created: dict[str, Region] = field(default_factory=dict)  # user id -> region that wrote it
     results: list[CheckResult] = field(default_factory=list)
@@ -81,8 +85,9 @@ class Smoke:
     # ------------------------------------------------------------ HTTP
 
     def request(self, region: Region, method: str, path: str, payload: Any = None) -> Reply:
+        """The one place the smoke test (and tools.drill) talks HTTP: every call goes through here."""
         data = None if payload is None else json.dumps(payload).encode()
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **self.headers}
         if data is not None:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(region.base_url + path, data=data, method=method, headers=headers)  # noqa: S310 - the URL is the operator's
@@ -269,6 +274,17 @@ def _label(key: str, url: str) -> str:
     return region.group(1) if region else key
 
 
+def local_regions(ports: str) -> list[Region]:
+    """The local app's regions from the PORTS setting (``"us-east-1=8001 us-east-2=8002"``)."""
+    try:
+        named = parse_ports(ports, allow_zero=False)
+    except ValueError as exc:
+        raise UsageError(f"PORTS/--ports: {exc}") from None
+    if len(named) != 2:
+        raise UsageError(f"PORTS/--ports names {len(named)} region(s); the smoke test needs two")
+    return [Region(name, f"http://127.0.0.1:{port}") for name, port in named]
+
+
 def stack_outputs(stack: str | None) -> dict[str, Any]:
     command = ["pulumi", "stack", "output", "--json"] + (["--stack", stack] if stack else [])
     try:
@@ -296,6 +312,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--from-stack", action="store_true", help="read the invoke URLs from `pulumi stack output`"
     )
+    parser.add_argument(
+        "--ports",
+        metavar="SPEC",
+        help='the local app\'s regions, like "us-east-1=9001 us-east-2=9002" (default: $PORTS, else '
+        '"us-east-1=8001 us-east-2=8002"; the setting of make dev PORTS=...)',
+    )
     parser.add_argument("--stack", help="stack for --from-stack (default: the selected stack)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default: 10)")
     parser.add_argument("--writes", type=int, default=5, help="concurrent writes per region (default: 5)")
@@ -305,15 +327,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if sum(map(bool, (args.urls, args.from_stack, args.ports))) > 1:
+            raise UsageError("give one of BASE_URLs, --from-stack or --ports")
         if args.from_stack:
-            if args.urls:
-                raise UsageError("give either BASE_URLs or --from-stack, not both")
             regions = regions_from_outputs(stack_outputs(args.stack))
+        elif args.urls:
+            if len(args.urls) != 2:
+                raise UsageError(f"give two base URLs (one per region), not {len(args.urls)}")
+            regions = [Region(f"region-{i}", url.rstrip("/")) for i, url in enumerate(args.urls, start=1)]
         else:
-            urls = args.urls or list(DEFAULT_URLS)
-            if len(urls) != 2:
-                raise UsageError(f"give two base URLs (one per region), not {len(urls)}")
-            regions = [Region(f"region-{index}", url.rstrip("/")) for index, url in enumerate(urls, start=1)]
+            regions = local_regions(ports_setting(args.ports))
         if not 0 < args.timeout <= 120 or not 1 <= args.writes <= 50:
             raise UsageError("--timeout must be in (0, 120] seconds and --writes in 1..50")
     except UsageError as exc:
