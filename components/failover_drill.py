@@ -146,8 +146,8 @@ def drill_definition(
                     "target": region,
                     "healthCheckId": health_check_id,
                     "others": ",".join(r for r in regions if r != region),
-                    "drillError": "",
-                    "restoreError": "",
+                    "drillError": "{% '' %}",  # a plain "" is ambiguous in the ASL schema
+                    "restoreError": "{% '' %}",
                 },
                 "Next": "CheckBaseline",
             }

@@ -150,7 +150,7 @@ def runbook_definition(
                 "region": _given("$states.input.region"),
                 "time": _given("$states.input.time"),
                 "health": [],
-                "healthError": "",
+                "healthError": "{% '' %}",  # a plain "" is ambiguous in the ASL schema
             },
             "Next": "IsHealthCheckAlarm" if health_alarms else "Notify",
         },
