@@ -21,6 +21,9 @@ LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
 LAMBDA_RUNTIMES = ("python3.12", "python3.13")
 HEALTH_CHECK_INTERVALS = (10, 30)  # the only request intervals Route 53 accepts
 AUTH_MODES = ("cognito", "none")  # none: an explicit opt-out of authentication, logged as a warning
+# Lambda SnapStart: Python runtimes from 3.12, every commercial region but these two (AWS docs, 2026).
+SNAP_START_MIN_PYTHON = (3, 12)
+SNAP_START_UNAVAILABLE_REGIONS = frozenset({"ap-east-2", "ap-southeast-6"})  # Taipei, New Zealand
 
 
 class ConfigError(ValueError):
@@ -54,6 +57,8 @@ class StackConfig:
     """Lambda memory size (also scales its CPU)."""
     lambda_timeout_seconds: int = 10
     """Lambda timeout; API Gateway gives up after 29 s whatever this says."""
+    lambda_snap_start: bool = False
+    """SnapStart on published versions; the API then invokes the alias ``live`` of the latest version."""
     log_retention_days: int = 30
     """Retention of the Lambda and API access log groups."""
     stage_name: str = "v1"
@@ -112,6 +117,7 @@ KEYS: dict[str, str] = {
     "lambdaArchitecture": "lambda_architecture",
     "lambdaMemoryMb": "lambda_memory_mb",
     "lambdaTimeoutSeconds": "lambda_timeout_seconds",
+    "lambdaSnapStart": "lambda_snap_start",
     "logRetentionDays": "log_retention_days",
     "stageName": "stage_name",
     "throttleRateLimit": "throttle_rate_limit",
@@ -227,6 +233,7 @@ def _check_relations(config: StackConfig, project: str) -> None:
             "(or neither, to use the two regional URLs only)"
         )
     _check_edge_and_drill(config, project)
+    _check_snap_start(config, project)
 
 
 def _check_edge_and_drill(config: StackConfig, project: str) -> None:
@@ -248,6 +255,31 @@ def _check_edge_and_drill(config: StackConfig, project: str) -> None:
             "distribution: `pulumi config set cdn true` (with domainName and hostedZoneId), or "
             "`pulumi config set waf false`"
         )
+
+
+def _check_snap_start(config: StackConfig, project: str) -> None:
+    """SnapStart only where AWS offers it: Python 3.12+ managed runtimes, and not in every region.
+
+    Its other limits cannot arise here: both architectures are supported, and the function has no
+    provisioned concurrency, no EFS and the default 512 MB of ephemeral storage.
+    """
+    if not config.lambda_snap_start:
+        return
+    version = tuple(int(part) for part in config.lambda_runtime.removeprefix("python").split("."))
+    if version < SNAP_START_MIN_PYTHON:
+        raise ConfigError(
+            f"{project}:lambdaSnapStart needs a python3.12 or later runtime, not {config.lambda_runtime}: "
+            f"`pulumi config set lambdaRuntime python3.13`, or `pulumi config set lambdaSnapStart false`"
+        )
+    for key, region in (
+        ("primaryRegion", config.primary_region),
+        ("secondaryRegion", config.secondary_region),
+    ):
+        if region in SNAP_START_UNAVAILABLE_REGIONS:
+            raise ConfigError(
+                f"{project}:lambdaSnapStart is true but Lambda SnapStart is not offered in {region} "
+                f"({project}:{key}); `pulumi config set lambdaSnapStart false`, or use another region"
+            )
 
 
 def _check_kms_keys(config: StackConfig, project: str) -> None:
@@ -406,6 +438,7 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "lambdaArchitecture": _one_of(LAMBDA_ARCHITECTURES),
     "lambdaMemoryMb": _integer(128, 10240),
     "lambdaTimeoutSeconds": _integer(1, 29),
+    "lambdaSnapStart": _boolean,
     "logRetentionDays": _integer(1, 3653, LOG_RETENTION_DAYS),
     "stageName": _matching(_STAGE_NAME, "v1"),
     "throttleRateLimit": _integer(1, 10000),

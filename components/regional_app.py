@@ -47,6 +47,7 @@ from components.openapi import OPENAPI_DOCUMENT, api_gateway_body, load_document
 
 DB_ROLE = "users_api"  # created by migrations/0003_create_app_role.sql
 SERVICE_NAME = "users-api"
+LIVE_ALIAS = "live"  # with SnapStart: the alias API Gateway invokes
 # The AWS managed policy API Gateway's account-level logging role needs. Its actions are on "*" by
 # design: the setting serves every API of the account in the region, not just this one.
 APIGATEWAY_LOGS_POLICY = "policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
@@ -290,17 +291,35 @@ class RegionalApp(pulumi.ComponentResource):
                 )
             },
             tracing_config={"mode": "Active" if settings.xray_tracing else "PassThrough"},
+            # SnapStart snapshots published versions only: each change publishes one.
+            publish=settings.lambda_snap_start,
+            snap_start={"apply_on": "PublishedVersions"} if settings.lambda_snap_start else None,
             tags=tags,
             # Not invocable before the schema, the database role and its IAM mapping exist, nor before
             # it may write its logs and connect.
             opts=ResourceOptions(parent=self, depends_on=[grant, role_policy, function_logs]),
         )
+        # With SnapStart, API Gateway invokes the alias of the latest published version ($LATEST would
+        # never use the snapshot); its integration URI and the invoke permission both name the alias.
+        live = (
+            aws.lambda_.Alias(
+                f"{name}-live",
+                name=LIVE_ALIAS,
+                description="The published version API Gateway invokes (SnapStart serves versions only)",
+                function_name=function.name,
+                function_version=function.version,
+                opts=child,
+            )
+            if settings.lambda_snap_start
+            else None
+        )
+        invoke_arn = live.invoke_arn if live else function.invoke_arn
 
         # --- API
         document = load_document(OPENAPI_DOCUMENT)
         # The authorizer (the user pool's ARN) and the CORS headers of API Gateway's own answers are
         # part of the body, so changing either redeploys the API.
-        body = Output.all(function.invoke_arn, args.user_pool_arn).apply(
+        body = Output.all(invoke_arn, args.user_pool_arn).apply(
             lambda values: render(
                 api_gateway_body(
                     document,
@@ -366,6 +385,7 @@ class RegionalApp(pulumi.ComponentResource):
             f"{name}-invoke-permission",
             action="lambda:InvokeFunction",
             function=function.name,
+            qualifier=live.name if live else None,
             principal="apigateway.amazonaws.com",
             source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
             opts=child,

@@ -156,6 +156,14 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
             "arn": arn,
             "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations",
             "name": inputs.get("name") or name,
+            # publish=True makes a numbered version; otherwise Lambda reports $LATEST.
+            "version": "1" if inputs.get("publish") else "$LATEST",
+        }
+    if typ == "aws:lambda/alias:Alias":
+        arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{inputs.get('functionName')}:{inputs.get('name')}"
+        return {
+            "arn": arn,
+            "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations",
         }
     if typ == "aws:lambda/layerVersion:LayerVersion":
         return {"arn": f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{name}:1"}

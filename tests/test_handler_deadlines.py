@@ -222,3 +222,39 @@ def test_dsql_connect_attempts_stop_at_the_deadline_not_per_address(
         app.reset()
     assert reply.status == 503
     assert 2 <= reply.seconds < 3.5  # REQUEST_TIMEOUT_MS 3000: one 2 s attempt, no room for a second
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"STATEMENT_TIMEOUT_MS": "5000", "REQUEST_TIMEOUT_MS": "5000"},
+            "must exceed STATEMENT_TIMEOUT_MS=5000",
+        ),
+        ({"REQUEST_TIMEOUT_MS": "30000"}, "API Gateway stops waiting at 29000 ms"),
+        ({"STATEMENT_TIMEOUT_MS": "28000"}, "REQUEST_TIMEOUT_MS=29000 is too long"),
+    ],
+)
+def test_request_timeout_configuration_errors_name_the_variables(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    from handler.config import ConfigError, load_settings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@127.0.0.1/db")
+    for name in ("STATEMENT_TIMEOUT_MS", "REQUEST_TIMEOUT_MS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+
+
+def test_request_timeout_defaults_to_the_statement_timeout_plus_one_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from handler.config import load_settings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@127.0.0.1/db")
+    monkeypatch.delenv("REQUEST_TIMEOUT_MS", raising=False)
+    monkeypatch.setenv("STATEMENT_TIMEOUT_MS", "3000")
+    assert load_settings().request_timeout_ms == 4000
