@@ -94,6 +94,9 @@ def cold_import(runs: int) -> dict[str, float]:
 # ---------------------------------------------------------------- 1 and 3: in-process
 
 
+BENCH_CLAIMS = {"sub": "bench-admin", "token_use": "id", "cognito:groups": "admins"}
+
+
 class Invoker:
     """Calls ``lambda_handler`` the way Lambda does: with an event that already exists."""
 
@@ -105,13 +108,16 @@ class Invoker:
 
     @staticmethod
     def event(method: str, path: str, body: object = None, query: str = "") -> dict:
-        return api_gateway_event(
+        event = api_gateway_event(
             method,
             path,
             query_string=query,
             headers=[("Content-Type", "application/json")],
             body=None if body is None else json.dumps(body),
         )
+        # As API Gateway's Cognito authorizer passes them: an administrator, who may reach every row.
+        event["requestContext"]["authorizer"] = {"claims": BENCH_CLAIMS}
+        return event
 
     def send(self, event: dict) -> dict:
         response = self.app.lambda_handler(event, self.context)
@@ -184,11 +190,13 @@ def run_in_process(app_url: str, iterations: int) -> tuple[dict[str, int], dict[
     direct_conn = psycopg.connect(app_url, autocommit=True)
     after = (datetime.fromisoformat(first_page["items"][-1]["created_at"]), first_page["items"][-1]["id"])
     direct: dict[str, Callable[[], object]] = {
-        "GET /users/{id}": lambda: direct_conn.execute(users.GET_SQL, (user_id,)).fetchone(),
-        "GET /users (first page)": lambda: direct_conn.execute(users.FIRST_PAGE_SQL, (51,)).fetchall(),
-        "GET /users (next page)": lambda: direct_conn.execute(users.NEXT_PAGE_SQL, (*after, 51)).fetchall(),
+        "GET /users/{id}": lambda: direct_conn.execute(users.GET_ANY_SQL, (user_id,)).fetchone(),
+        "GET /users (first page)": lambda: direct_conn.execute(users.FIRST_PAGE_ANY_SQL, (51,)).fetchall(),
+        "GET /users (next page)": lambda: direct_conn.execute(
+            users.NEXT_PAGE_ANY_SQL, (*after, 51)
+        ).fetchall(),
         "POST /users": lambda: direct_conn.execute(
-            users.CREATE_SQL, ("New", f"direct{next(counter)}@example.com")
+            users.CREATE_UNOWNED_SQL, ("New", f"direct{next(counter)}@example.com")
         ).fetchone(),
     }
     for request in direct.values():
