@@ -8,7 +8,6 @@ is not UTF-8 text), and a requestContext with requestId, stage, resourcePath and
 from __future__ import annotations
 
 import base64
-import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -16,18 +15,40 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-# The API's resources, as the regional-app deployment declares them in API Gateway.
-_USER_PATH = re.compile(r"^/users/([^/]+)$")
+# The API's resources, as handler/openapi.yaml declares them to API Gateway (a test keeps them equal).
+RESOURCES = ("/health", "/users", "/users/me", "/users/{id}")
 
 
 def resource_of(path: str) -> tuple[str, dict[str, str] | None]:
-    """The API Gateway resource template a path falls under, and its path parameters."""
-    if path in ("/health", "/users"):
-        return path, None
-    match = _USER_PATH.match(path)
-    if match:
-        return "/users/{id}", {"id": match.group(1)}
-    return "/{proxy+}", {"proxy": path.lstrip("/")}
+    """The API Gateway resource a raw (percent-encoded) path falls under, and its decoded path parameters.
+
+    As API Gateway matches: segment by segment, a literal segment before a {variable} one (so
+    ``/users/me`` is its own resource, not ``/users/{id}`` with id "me"). A path no resource declares
+    becomes ``/{proxy+}``: the deployed API answers those itself with 404, locally the function does.
+    """
+    segments = path.strip("/").split("/") if path.strip("/") else []
+    best: tuple[int, str, dict[str, str]] | None = None
+    for template in RESOURCES:
+        parts = template.strip("/").split("/")
+        if len(parts) != len(segments):
+            continue
+        params: dict[str, str] = {}
+        literal = 0
+        for part, segment in zip(parts, segments, strict=True):
+            if part.startswith("{") and part.endswith("}"):
+                if not segment:
+                    break
+                params[part[1:-1]] = unquote(segment)  # decoded, as API Gateway passes them
+            elif part == unquote(segment):
+                literal += 1
+            else:
+                break
+        else:
+            if best is None or literal > best[0]:
+                best = (literal, template, params)
+    if best is None:
+        return "/{proxy+}", {"proxy": unquote(path.lstrip("/"))}
+    return best[1], (best[2] or None)
 
 
 def _multi(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
@@ -52,7 +73,7 @@ def api_gateway_event(
 ) -> dict[str, Any]:
     """The event API Gateway would send for this request; ``path`` is the raw (percent-encoded) path."""
     decoded_path = unquote(path)
-    resource, path_params = resource_of(decoded_path)
+    resource, path_params = resource_of(path)
     query, multi_query = _multi(parse_qsl(query_string, keep_blank_values=True))
     header_map, multi_headers = _multi(headers)
     if isinstance(body, str):
