@@ -405,7 +405,7 @@ class FailoverDrill(pulumi.ComponentResource):
             return policy_document(drill_policy(health_check_arns=arns, topic_arn=topic_arn)["Statement"])
 
         drill = StateMachineWithRole(
-            name,
+            f"{name}-machine",
             machine_name=aws_name,
             description=f"Failover drill of {aws_name}: invert/restore its health checks, TestDNSAnswer, report",
             definition=resolved.apply(definition),

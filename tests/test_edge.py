@@ -164,3 +164,60 @@ def test_edge_args_refuse_an_origin_outside_the_domain_and_a_rate_limit_waf_refu
         EdgeArgs(
             **common, origin_domain_name="origin.api.example.com", dns_provider=provider, waf_rate_limit=5
         )  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- the real program (__main__.py)
+
+
+@pytest.fixture(scope="module")
+def cdn_run() -> ProgramRun:
+    return run_ops_program(CDN)
+
+
+def test_program_with_cdn_moves_the_regions_to_the_origin_name_and_aliases_the_domain(
+    cdn_run: ProgramRun,
+) -> None:
+    run = cdn_run
+    latency = [r for r in run.of_type(RECORD) if r.inputs.get("latencyRoutingPolicies")]
+    assert {r.inputs["setIdentifier"] for r in latency} == {"us-east-1", "us-east-2"}
+    assert {r.inputs["name"] for r in latency} == {"origin.api.example.com"}
+    for region in ("us-east-1", "us-east-2"):
+        assert (
+            run.one("aws:apigateway/domainName:DomainName", region).inputs["domainName"]
+            == "origin.api.example.com"
+        )
+    distribution = run.one(DISTRIBUTION)
+    assert distribution.inputs["origins"][0]["domainName"] == "origin.api.example.com"
+    assert set(public_records(run)) == {"A", "AAAA"}
+    # Certificates: one per region for the origin name, one in us-east-1 for the public name.
+    names = sorted((c.region, c.inputs["domainName"]) for c in run.of_type(CERTIFICATE))
+    assert names == [("us-east-1", "api.example.com"), ("us-east-1", "origin.api.example.com"),
+                     ("us-east-2", "origin.api.example.com")]  # fmt: skip
+    assert run.outputs["globalUrl"] == "https://api.example.com"
+    assert run.outputs["cdnDomainName"] == distribution.outputs["domainName"]
+    assert "webAclArn" not in run.outputs and run.of_type(WEB_ACL) == []
+
+
+def test_program_creates_the_distribution_and_public_records_after_the_origin_routing(
+    cdn_run: ProgramRun,
+) -> None:
+    run = cdn_run
+    for resource in [run.one(DISTRIBUTION), *public_records(run).values()]:
+        assert run.depends_on[resource.name] == ["users-api-routing"]
+
+
+def test_program_with_waf_attaches_the_web_acl() -> None:
+    run = run_ops_program({**CDN, "waf": True, "wafRateLimit": 100})
+    acl = run.one(WEB_ACL)
+    assert run.one(DISTRIBUTION).inputs["webAclId"] == acl.outputs["arn"] == run.outputs["webAclArn"]
+    [rate] = [rule for rule in acl.inputs["rules"] if "rateBasedStatement" in rule["statement"]]
+    assert rate["statement"]["rateBasedStatement"]["limit"] == 100
+
+
+@pytest.mark.parametrize("overrides", [{}, DOMAIN])
+def test_program_without_cdn_has_no_distribution_and_latency_routes_the_domain(overrides: dict) -> None:
+    run = run_ops_program(overrides)
+    assert run.of_type(DISTRIBUTION) == [] and run.of_type(WEB_ACL) == []
+    assert "cdnDomainName" not in run.outputs
+    latency = {r.inputs["name"] for r in run.of_type(RECORD) if r.inputs.get("latencyRoutingPolicies")}
+    assert latency == ({"api.example.com"} if overrides else set())

@@ -107,7 +107,7 @@ def test_the_program_registers_the_runbooks_and_the_drill(
     full_run: ProgramRun, plain_run: ProgramRun
 ) -> None:
     assert sorted(machines(full_run)) == [
-        "users-api-drill",
+        "users-api-drill-machine",
         "users-api-ops-incidents-us-east-1-runbook",
         "users-api-ops-incidents-us-east-2-runbook",
     ]
@@ -197,7 +197,7 @@ def test_every_task_is_allowed_by_its_own_role_and_nothing_else_is(run_name: str
 
 
 def test_health_check_arns_are_global_route53_arns(full_run: ProgramRun) -> None:
-    _, policy = machines(full_run)["users-api-drill"]
+    _, policy = machines(full_run)["users-api-drill-machine"]
     [update] = [s for s in policy["Statement"] if s["Action"] == "route53:UpdateHealthCheck"]
     assert update["Resource"] == health_check_arns(full_run)
     assert all(re.fullmatch(r"arn:aws:route53:::healthcheck/[\w-]+", arn) for arn in update["Resource"])
@@ -246,7 +246,7 @@ def restores(state: dict[str, Any]) -> bool:
 
 
 def test_the_drill_inverts_only_inside_a_parallel_state_that_catches_everything(full_run: ProgramRun) -> None:
-    definition, _ = machines(full_run)["users-api-drill"]
+    definition, _ = machines(full_run)["users-api-drill-machine"]
     top = definition["States"]
     inverting = [n for n, s in all_states(definition) if s.get("Resource") == UPDATE_HEALTH_CHECK
                  and s["Arguments"].get("Inverted") is True]  # fmt: skip
@@ -259,7 +259,7 @@ def test_the_drill_inverts_only_inside_a_parallel_state_that_catches_everything(
 
 
 def test_no_path_from_the_inversion_ends_without_a_restore(full_run: ProgramRun) -> None:
-    definition, _ = machines(full_run)["users-api-drill"]
+    definition, _ = machines(full_run)["users-api-drill-machine"]
     top = definition["States"]
     [holder] = [n for n, s in top.items() if s["Type"] == "Parallel"]
     seen, pending = set(), [holder]
@@ -274,7 +274,7 @@ def test_no_path_from_the_inversion_ends_without_a_restore(full_run: ProgramRun)
 
 
 def test_every_task_after_the_inversion_has_a_catch_all(full_run: ProgramRun) -> None:
-    definition, _ = machines(full_run)["users-api-drill"]
+    definition, _ = machines(full_run)["users-api-drill-machine"]
     top = definition["States"]
     [holder] = [n for n, s in top.items() if s["Type"] == "Parallel"]
     seen, pending = set(), [holder]
@@ -291,7 +291,7 @@ def test_every_task_after_the_inversion_has_a_catch_all(full_run: ProgramRun) ->
 
 
 def test_the_drill_refuses_unless_every_region_answers_first(full_run: ProgramRun) -> None:
-    definition, _ = machines(full_run)["users-api-drill"]
+    definition, _ = machines(full_run)["users-api-drill-machine"]
     top = definition["States"]
     assert top["PickRegion"]["Default"] == "UnknownRegion" and top["UnknownRegion"]["Type"] == "Fail"
     for region in ("us-east-1", "us-east-2"):

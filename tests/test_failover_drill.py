@@ -1,0 +1,123 @@
+"""The failover drill under Pulumi mocks: the state machine wired to the stack's own health checks, record
+and topic, and the schedule only when drillSchedule is set, starting the drill through a role that may
+do nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi_aws as aws
+import pytest
+
+from components.failover_drill import DrillTiming, FailoverDrillArgs
+from tests.ops_mocks import run_ops_program
+from tests.pulumi_harness import ProgramRun, Registered
+
+DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
+SCHEDULED = {**DOMAIN, "drillSchedule": "rate(7 days)"}
+STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
+SCHEDULE = "aws:scheduler/schedule:Schedule"
+
+
+def drill(run: ProgramRun) -> Registered:
+    return run.named("users-api-drill-machine")
+
+
+@pytest.fixture(scope="module")
+def scheduled_run() -> ProgramRun:
+    return run_ops_program(SCHEDULED)
+
+
+def test_the_drill_targets_the_stacks_own_health_checks_record_and_topic(scheduled_run: ProgramRun) -> None:
+    run = scheduled_run
+    machine = drill(run)
+    assert machine.region == "us-east-1"  # the primary
+    assert machine.inputs["type"] == "STANDARD"
+    states = json.loads(machine.inputs["definition"])["States"]
+    checks = {
+        h.inputs["tags"]["region"]: f"{h.name}-id" for h in run.of_type("aws:route53/healthCheck:HealthCheck")
+    }
+    for region, health_check_id in checks.items():
+        assigned = states[f"Target {region}"]["Assign"]
+        assert assigned["healthCheckId"] == health_check_id
+        assert assigned["others"] == ",".join(sorted(set(checks) - {region}))
+    regions_record = {
+        r.inputs["name"] for r in run.of_type("aws:route53/record:Record") if r.inputs["type"] == "TXT"
+    }
+    assert states["CheckBaseline"]["Arguments"]["RecordName"] in regions_record
+    primary_topic = run.outputs["alarmTopicArns"]["us-east-1"]
+    reports = [s for s in states.values() if s.get("Resource") == "arn:aws:states:::sns:publish"]
+    assert len(reports) == 5 and {s["Arguments"]["TopicArn"] for s in reports} == {primary_topic}
+    assert run.outputs["failoverDrillArn"] == machine.outputs["arn"]
+
+
+def test_the_schedule_drills_the_secondary_through_a_role_that_may_only_start_the_drill(
+    scheduled_run: ProgramRun,
+) -> None:
+    run = scheduled_run
+    schedule = run.one(SCHEDULE)
+    assert schedule.region == "us-east-1"
+    assert schedule.inputs["scheduleExpression"] == "rate(7 days)"
+    assert schedule.inputs["scheduleExpressionTimezone"] == "UTC"
+    assert schedule.inputs["flexibleTimeWindow"] == {"mode": "OFF"}
+    target = schedule.inputs["target"]
+    assert target["arn"] == drill(run).outputs["arn"]
+    assert json.loads(target["input"]) == {"region": "us-east-2"}
+    assert target["retryPolicy"] == {"maximumRetryAttempts": 0}
+    [role] = [r for r in run.of_type("aws:iam/role:Role") if r.outputs["arn"] == target["roleArn"]]
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    [policy] = [
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == f"{role.name}-id"
+    ]
+    assert json.loads(policy.inputs["policy"])["Statement"] == [
+        {"Effect": "Allow", "Action": "states:StartExecution", "Resource": drill(run).outputs["arn"]}
+    ]
+    assert run.depends_on[schedule.name] == [policy.name]
+
+
+def test_the_drills_own_role_is_assumed_by_step_functions_of_this_account_only(
+    scheduled_run: ProgramRun,
+) -> None:
+    run = scheduled_run
+    [role] = [r for r in run.of_type("aws:iam/role:Role") if r.outputs["arn"] == drill(run).inputs["roleArn"]]
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "states.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert run.depends_on["users-api-drill-machine"] == ["users-api-drill-machine-policy"]
+
+
+def test_without_a_schedule_the_drill_exists_but_nothing_runs_it() -> None:
+    run = run_ops_program(DOMAIN)
+    assert drill(run).inputs["type"] == "STANDARD"
+    assert run.of_type(SCHEDULE) == []
+    assert not [r for r in run.of_type("aws:iam/role:Role") if "scheduler" in r.inputs["assumeRolePolicy"]]
+
+
+def test_without_a_domain_there_is_no_drill() -> None:
+    run = run_ops_program()
+    assert [m.name for m in run.of_type(STATE_MACHINE) if "drill" in m.name] == []
+    assert "failoverDrillArn" not in run.outputs
+
+
+def test_the_drill_polls_for_three_times_what_route53_needs_plus_two_minutes() -> None:
+    assert DrillTiming.for_health_checks(30, 3) == DrillTiming(poll_seconds=30, max_polls=13)
+    assert DrillTiming.for_health_checks(10, 1) == DrillTiming(poll_seconds=10, max_polls=15)
+    run = run_ops_program({**DOMAIN, "healthCheckIntervalSeconds": 10, "healthCheckFailureThreshold": 2})
+    states = json.loads(drill(run).inputs["definition"])["States"]
+    branch = states["Drill"]["Branches"][0]["States"]
+    assert branch["WaitForFailover"]["Seconds"] == 10 == states["WaitForRestore"]["Seconds"]
+    assert branch["IsFailedOver"]["Choices"][1]["Condition"] == "{% $failoverPolls < 18 %}"
+
+
+def test_drill_args_refuse_a_single_region_or_an_unknown_scheduled_region() -> None:
+    provider = object.__new__(aws.Provider)  # never registered: the args refuse before any resource
+    common = {"provider": provider, "hosted_zone_id": "Z1", "regions_record_name": "_regions.api.example.com",
+              "topic_arn": "arn:aws:sns:us-east-1:123456789012:t", "timing": DrillTiming(30, 13)}  # fmt: skip
+    with pytest.raises(ValueError, match="two regions"):
+        FailoverDrillArgs(**common, health_check_ids={"us-east-1": "a"}, scheduled_region="us-east-1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no health check"):
+        FailoverDrillArgs(
+            **common, health_check_ids={"us-east-1": "a", "us-east-2": "b"}, scheduled_region="eu-west-1"
+        )  # type: ignore[arg-type]
