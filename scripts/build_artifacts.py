@@ -13,7 +13,7 @@ can call these functions on every run (preview and up) and pay for a build only 
 Python API (what the program and the benchmarks use):
 
 - ``find_runtime_python(version)``: the interpreter of the runtime's minor version (``3.13``), found on
-  PATH as ``python3.13``, by ``uv python find``, or under pyenv's root; ``BuildError`` when none;
+  PATH as ``python3.13``, under pyenv's root, or by ``uv python find``; ``BuildError`` when none;
 - ``build_layer(lock, architecture, python_version, out_dir) -> Artifact``;
 - ``build_function_code(handler_dir, python_version, out_dir) -> Artifact``;
 - ``lay_out(layer, code, root)``: the ``/opt/python`` and ``/var/task`` equivalents under ``root``.
@@ -171,36 +171,49 @@ def _identify(python: str | Path, env: Mapping[str, str]) -> RuntimePython | Non
     return RuntimePython(Path(python), parts[1], parts[2])
 
 
-def _candidates(version: str, env: Mapping[str, str]) -> Iterable[str | Path]:
-    """Where a ``python3.X`` may be, in order: PATH, uv's discovery, pyenv's installed versions."""
-    on_path = shutil.which(f"python{version}", path=env.get("PATH", ""))
-    if on_path:
-        yield on_path
-    uv = find_uv(env)
-    if uv:
-        found = subprocess.run(
-            [uv, "python", "find", "--no-project", "--system", version],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=dict(env),
-            check=False,
-        )
-        if found.returncode == 0 and found.stdout.strip():
-            yield found.stdout.strip().splitlines()[-1]
+def _pyenv_pythons(version: str, env: Mapping[str, str]) -> Iterable[Path]:
     root = env.get("PYENV_ROOT")
     if not root and shutil.which("pyenv", path=env.get("PATH", "")):
         answer = subprocess.run(["pyenv", "root"], capture_output=True, text=True, env=dict(env), check=False)
         root = answer.stdout.strip() if answer.returncode == 0 else None
-    if root:
-        # Final releases only (3.13.0, 3.13.5; not 3.13.0t or 3.13-dev), newest patch first.
-        releases = [
-            path
-            for path in Path(root, "versions").glob(f"{version}.*")
-            if re.fullmatch(rf"{re.escape(version)}\.\d+", path.name)
-        ]
-        for path in sorted(releases, key=lambda p: int(p.name.rsplit(".", 1)[1]), reverse=True):
-            yield path / "bin" / f"python{version}"
+    if not root:
+        return
+    # Final releases only (3.13.0, 3.13.5; not 3.13.0t or 3.13-dev), newest patch first.
+    releases = [
+        path
+        for path in Path(root, "versions").glob(f"{version}.*")
+        if re.fullmatch(rf"{re.escape(version)}\.\d+", path.name)
+    ]
+    for path in sorted(releases, key=lambda p: int(p.name.rsplit(".", 1)[1]), reverse=True):
+        yield path / "bin" / f"python{version}"
+
+
+def _uv_python(version: str, env: Mapping[str, str]) -> Iterable[str]:
+    uv = find_uv(env)
+    if not uv:
+        return
+    found = subprocess.run(
+        [uv, "python", "find", "--no-project", "--system", version],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(env),
+        check=False,
+    )
+    if found.returncode == 0 and found.stdout.strip():
+        yield found.stdout.strip().splitlines()[-1]
+
+
+def _candidates(version: str, env: Mapping[str, str]) -> Iterable[str | Path]:
+    """Where a ``python3.X`` may be, in order: PATH, pyenv's installed versions, uv's discovery.
+
+    pyenv before uv: where pyenv's shims are on PATH, uv inspects every shim and takes a second.
+    """
+    on_path = shutil.which(f"python{version}", path=env.get("PATH", ""))
+    if on_path:
+        yield on_path
+    yield from _pyenv_pythons(version, env)
+    yield from _uv_python(version, env)
 
 
 def find_runtime_python(version: str, env: Mapping[str, str] | None = None) -> RuntimePython:
@@ -219,7 +232,7 @@ def find_runtime_python(version: str, env: Mapping[str, str] | None = None) -> R
     raise BuildError(
         f"Python {version} was not found: it compiles the bytecode shipped to Lambda's python{version} "
         f"runtime, and the artifacts are never shipped as source only. Looked for python{version} on "
-        f"PATH, with `uv python find {version}` and under pyenv's versions. Install it, e.g. "
+        f"PATH, under pyenv's versions and with `uv python find {version}`. Install it, e.g. "
         f"`uv python install {version}`, `pyenv install {version}` or your system's python{version} "
         f"package, or set dsql-users-api:lambdaRuntime to a Python version you have."
     )
