@@ -24,7 +24,7 @@ import sys
 import psycopg
 
 from local.auth import LocalIssuer, container_env, issuer_file
-from local.control import ControlServer, start_control
+from local.control import ControlServer, open_control
 from local.database import (
     StartError,
     app_role_url,
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     control: ControlServer | None = None
     issuer = None if args.no_auth else LocalIssuer.create()
     try:
+        control = open_control(args.control_port)  # a port in use fails before anything is started
         if external_url:
             check_database_url(external_url)
             admin_url, source = external_url, "DATABASE_URL"
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if issuer is not None:
             issuer.save(issuer_file())  # where python -m local.token and tools.smoke find it
-        control = start_control(app, args.control_port)
+        control.serve(app)
         print(f"database: {described}, {role_note}")
         print("users API running (Ctrl-C to stop):")
         for region, url in app.urls.items():
@@ -169,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
         if control is not None:
-            control.shutdown()
-            control.server_close()
+            control.close()
         if app is not None:
             app.stop()
         if issuer is not None:

@@ -26,16 +26,31 @@ MAX_BODY = 1024
 
 
 class ControlServer(ThreadingHTTPServer):
-    daemon_threads = True
+    """Bound at once (so a port in use fails before anything else starts), serving once ``serve(app)``."""
 
-    def __init__(self, app: LocalApp, host: str, port: int) -> None:
+    daemon_threads = True
+    app: LocalApp
+
+    def __init__(self, host: str, port: int) -> None:
         super().__init__((host, port), _ControlRequest)
-        self.app = app
+        self._serving = False
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def serve(self, app: LocalApp) -> None:
+        """Answer for ``app`` from a thread; ``close()`` ends it."""
+        self.app = app
+        self._serving = True
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop answering (if it was) and close the socket."""
+        if self._serving:
+            self.shutdown()
+        self.server_close()
 
 
 class _ControlRequest(BaseHTTPRequestHandler):
@@ -102,14 +117,12 @@ class _ControlRequest(BaseHTTPRequestHandler):
         pass  # the launcher logs what a change did
 
 
-def start_control(app: LocalApp, port: int, host: str = "127.0.0.1") -> ControlServer:
-    """Serve the control endpoint for ``app`` in a thread (port 0 picks a free one); ``shutdown()`` ends it."""
+def open_control(port: int, host: str = "127.0.0.1") -> ControlServer:
+    """The control endpoint's socket (port 0 picks a free one); LocalAppError when the port is taken."""
     try:
-        server = ControlServer(app, host, port)
+        return ControlServer(host, port)
     except OSError as exc:
         raise LocalAppError(
             f"control endpoint: cannot listen on {host}:{port} ({exc.strerror}); "
             "choose another port with CONTROL_PORT or --control-port"
         ) from exc
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-    return server
