@@ -1,0 +1,122 @@
+"""A small IAM evaluator for identity policies, and what each recorded AWS call needs from one (tests only).
+
+``allows(policy, action, resource, context)`` answers as IAM does for one identity-based policy:
+an explicit Deny wins, else any matching Allow allows, else the request is denied. A statement matches
+when one of its actions matches (case-insensitive, ``*`` and ``?`` wildcards), one of its resources
+matches (case-sensitive, the same wildcards, ``${...}`` policy variables replaced from the request
+context) and every condition holds. Supported conditions: StringEquals, StringLike, ArnEquals,
+ArnLike, each with one value or a list (any may match) and the ``IfExists`` suffix. ``NotAction``,
+``NotResource`` and other operators are refused, so a policy never passes through an unsupported path.
+
+``required_permissions(call, account)`` turns one recorded call of the dynamic providers into the IAM
+actions and resource ARNs AWS authorizes it with (Service Authorization Reference; UpdateCluster with
+peers needs the multi-region actions too, on the cluster and on each peer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tests.aws_calls import AwsCall
+
+SUPPORTED_OPERATORS = ("StringEquals", "StringLike", "ArnEquals", "ArnLike")
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+class UnsupportedPolicy(ValueError):
+    """The policy uses an element this evaluator does not implement."""
+
+
+def wildcard(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
+    """IAM's wildcards: ``*`` any run of characters (colons included), ``?`` exactly one."""
+    parts = [".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern]
+    return re.compile("^" + "".join(parts) + "$", re.IGNORECASE if ignore_case else 0)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _substitute(pattern: str, context: Mapping[str, str]) -> str | None:
+    """The pattern with its policy variables replaced; None when a variable is not in the context."""
+    missing = [name for name in _VARIABLE.findall(pattern) if name not in context]
+    if missing:
+        return None
+    return _VARIABLE.sub(lambda m: context[m.group(1)], pattern)
+
+
+def _condition_holds(conditions: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
+    for operator, tests in conditions.items():
+        base = operator.removesuffix("IfExists")
+        if base not in SUPPORTED_OPERATORS:
+            raise UnsupportedPolicy(f"condition operator {operator} is not supported by this evaluator")
+        for key, expected in tests.items():
+            actual = context.get(key)
+            if actual is None:
+                if operator.endswith("IfExists"):
+                    continue
+                return False
+            like = base.endswith("Like")
+            if not any(
+                wildcard(str(value)).match(actual) if like else str(value) == actual
+                for value in _as_list(expected)
+            ):
+                return False
+    return True
+
+
+def _matches(statement: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str]) -> bool:
+    for element in ("NotAction", "NotResource", "NotPrincipal", "Principal"):
+        if element in statement:
+            raise UnsupportedPolicy(f"{statement.get('Sid', '?')}: {element} is not supported here")
+    if not any(wildcard(a, ignore_case=True).match(action) for a in _as_list(statement["Action"])):
+        return False
+    patterns = [_substitute(r, context) for r in _as_list(statement["Resource"])]
+    if not any(p is not None and wildcard(p).match(resource) for p in patterns):
+        return False
+    return _condition_holds(statement.get("Condition", {}), context)
+
+
+def allows(
+    policy: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str] | None = None
+) -> bool:
+    """Whether ``policy`` allows ``action`` on ``resource`` for a request with ``context``."""
+    context = dict(context or {})
+    allowed = False
+    for statement in _as_list(policy["Statement"]):
+        if _matches(statement, action, resource, context):
+            if statement["Effect"] == "Deny":
+                return False
+            allowed = allowed or statement["Effect"] == "Allow"
+    return allowed
+
+
+def cluster_arn(region: str, account: str, identifier: str) -> str:
+    return f"arn:aws:dsql:{region}:{account}:cluster/{identifier}"
+
+
+def required_permissions(call: AwsCall, account: str) -> list[tuple[str, str]]:
+    """``[(IAM action, resource ARN)]`` that AWS checks for ``call``; KeyError for an unmapped call."""
+    params = call.params
+    if call.name == "dsql:GetCluster":
+        return [("dsql:GetCluster", cluster_arn(call.region, account, params["identifier"]))]
+    if call.name == "dsql:UpdateCluster":
+        own = cluster_arn(call.region, account, params["identifier"])
+        needed = [("dsql:UpdateCluster", own)]
+        properties = params.get("multiRegionProperties")
+        if properties:
+            needed += [("dsql:PutMultiRegionProperties", own), ("dsql:GetCluster", own)]
+            if "witnessRegion" in properties:
+                needed.append(("dsql:PutWitnessRegion", own))
+            peers: Sequence[str] = properties.get("clusters") or []
+            if peers:
+                needed += [("dsql:AddPeerCluster", own)] + [("dsql:AddPeerCluster", peer) for peer in peers]
+                # UpdateCluster documents RemovePeerCluster on this pattern whenever peers are set.
+                needed.append(("dsql:RemovePeerCluster", f"arn:aws:dsql:*:{account}:cluster/*"))
+        return needed
+    if call.name == "dsql:DbConnectAdmin":
+        identifier, _, region = str(params["Hostname"]).split(".")[:3]
+        return [("dsql:DbConnectAdmin", cluster_arn(region, account, identifier))]
+    raise KeyError(f"no IAM mapping for {call.name}; add it to tests/iam_policy.required_permissions")
