@@ -251,9 +251,10 @@ def _api(region: str, path: str) -> str:
 
 
 def _verbs(region: str, collection: str, item: str) -> Need:
-    """API Gateway: POST to create in the collection; GET, PATCH and DELETE on the item."""
-    return [("apigateway:POST", _api(region, collection), {})] + [
-        (f"apigateway:{verb}", _api(region, item), {}) for verb in ("GET", "PATCH", "PUT", "DELETE")
+    """API Gateway: POST to create in the collection; GET, PATCH, PUT and DELETE on the item."""
+    none: dict[str, str] = {}
+    return [("apigateway:POST", _api(region, collection), none)] + [
+        (f"apigateway:{verb}", _api(region, item), none) for verb in ("GET", "PATCH", "PUT", "DELETE")
     ]
 
 
@@ -375,7 +376,7 @@ def _method_settings(r: Registered) -> Need:
 
 def _account(r: Registered) -> Need:
     role = r.inputs.get("cloudwatchRoleArn")
-    need = [(f"apigateway:{verb}", _api(r.region, "/account"), {}) for verb in ("GET", "PATCH")]
+    need: Need = [(f"apigateway:{verb}", _api(r.region, "/account"), {}) for verb in ("GET", "PATCH")]
     if role:
         need.append(("iam:PassRole", role, {"iam:PassedToService": "apigateway.amazonaws.com"}))
     return need
