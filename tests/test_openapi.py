@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from components.openapi import OpenApiError, api_gateway_body, cognito_schemes, 
 from handler import app, validation
 from handler import config as handler_config
 from handler.errors import ApiError
+from local.auth import LocalIssuer, container_env
 from local.launcher import LocalApp, start_local_app
 
 SPEC_PATH = Path(app.__file__).resolve().parent / "openapi.yaml"
@@ -80,7 +82,27 @@ def test_documented_limits_are_the_handlers(spec: dict[str, Any]) -> None:
     )
 
 
-NAMES = ["Ann", " Ann ", "é" * 100, "a\tb", "", "   ", "x\x00", "\x85name", "x" * 101, "😀", "A\u00a0B"]
+NAMES = [
+    "Ann\u200b",
+    "A\u00adnn",
+    "\u202eAnn",
+    "Ann\u2066",
+    "Ann\U000e0041",
+    "\u3164",
+    "Ann\u2028Lee",
+    "ma\u0308x",
+    "Ann",
+    " Ann ",
+    "é" * 100,
+    "a\tb",
+    "",
+    "   ",
+    "x\x00",
+    "\x85name",
+    "x" * 101,
+    "😀",
+    "A\u00a0B",
+]
 EMAILS = [
     "a@b.co",
     " A.B+c@Example.COM ",
@@ -95,6 +117,19 @@ EMAILS = [
     "a@b.c\n",
     "a\x01@b.io",
     "a@@b.io",
+    "ann\u200b@example.com",
+    "an\u00adn@example.com",
+    "\u202eann@example.com",
+    "ann\U000e0041@example.com",
+    "ma\u0308x@example.com",
+    "M\u00c4X@Example.com",
+    "\uff41\uff4e\uff4e@example.com",
+    "a\u00a8b@example.com",
+    "a\uff20b@example.com",
+    "\u3000a@b.io\u00a0",
+    "\ta@b.io",
+    "x" * 64 + "@" + "d" * 61 + "." + "e" * 61 + "." + "f" * 61 + ".com",
+    "x" * 64 + "@" + "d" * 61 + "." + "e" * 61 + "." + "f" * 62 + ".com",
 ]
 
 
@@ -114,10 +149,56 @@ def test_email_pattern_agrees_with_the_handler(spec: dict[str, Any], value: str)
     assert bool(by_doc) == (problem is None), (value, problem)
 
 
+def test_patterns_agree_with_the_handler_for_every_character(spec: dict[str, Any]) -> None:
+    """Characters inside a name, and inside an email's local part, are accepted or refused alike by the
+    document's pattern and the handler. Emails are checked for every character whose canonical (NFKC)
+    form differs, every listed range's edges and every whitespace character: elsewhere the canonical
+    form is the character itself, and the name sweep covers the shared ranges."""
+    schemas = spec["components"]["schemas"]
+    name_pattern = re.compile(schemas["Name"]["pattern"])
+    email_pattern = re.compile(schemas["Email"]["pattern"])
+    edges = {
+        edge + delta
+        for low, high in validation.INVISIBLE_RANGES + validation.EMAIL_LOCAL_EXCLUDED_RANGES
+        for edge in (low, high)
+        for delta in (-1, 0, 1)
+    }
+    # Names: every BMP character; beyond it the listed ranges' edges and a sample (the rest is
+    # unassigned or ordinary letters and symbols, one behaviour for both).
+    names = {*range(0x10000), *edges, *range(0x10000, sys.maxunicode + 1, 97)}
+    emails = {
+        code
+        for code in range(sys.maxunicode + 1)
+        if code in edges or chr(code).isspace() or not unicodedata.is_normalized("NFKC", chr(code).lower())
+    }
+    disagree = []
+    for code in sorted(names | emails):
+        if 0xD800 <= code <= 0xDFFF or not 0 <= code <= sys.maxunicode:
+            continue  # lone surrogates: JSON text cannot carry them unescaped
+        char = chr(code)
+        name = f"A{char}b"
+        if code in names and bool(name_pattern.search(name)) != (validation.normalise_name(name)[1] is None):
+            disagree.append(f"name U+{code:04X}")
+        email = f"a{char}b@example.com"
+        if code in emails and bool(email_pattern.search(email)) != (
+            validation.normalise_email(email)[1] is None
+        ):
+            disagree.append(f"email U+{code:04X}")
+    assert disagree == []
+
+
 @pytest.fixture(scope="module")
-def fuzz_target(module_migrated_database_url: str) -> Iterator[LocalApp]:
+def fuzz_issuer() -> LocalIssuer:
+    return LocalIssuer.create()
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(module_migrated_database_url: str, fuzz_issuer: LocalIssuer) -> Iterator[LocalApp]:
+    """Both regions behind the local Cognito authorizer, as deployed."""
     with start_local_app(
-        make_conninfo(module_migrated_database_url, user="users_api"), [("us-east-1", 0), ("us-east-2", 0)]
+        make_conninfo(module_migrated_database_url, user="users_api"),
+        [("us-east-1", 0), ("us-east-2", 0)],
+        env=container_env(fuzz_issuer),
     ) as local:
         yield local
 
@@ -133,7 +214,7 @@ checks.positive_data_acceptance.expected-statuses = [200, 400]
 
 @pytest.mark.parametrize("region", ["us-east-1", "us-east-2"])
 def test_fuzzer_finds_no_5xx_and_no_response_outside_the_document(
-    fuzz_target: LocalApp, region: str, tmp_path: Path
+    fuzz_target: LocalApp, fuzz_issuer: LocalIssuer, region: str, tmp_path: Path
 ) -> None:
     st = shutil.which("st") or str(Path(sys.executable).parent / "st")
     config = tmp_path / "schemathesis.toml"
@@ -156,6 +237,10 @@ def test_fuzzer_finds_no_5xx_and_no_response_outside_the_document(
         "1",
         "--request-timeout",
         "10",
+        # An administrator's ID token, so every operation can succeed; schemathesis also sends requests
+        # without it (its ignored_auth check), which must be refused with 401.
+        "--header",
+        f"Authorization: Bearer {fuzz_issuer.token('fuzzer', email='fuzzer@example.com', admin=True)}",
     ]
     # Run in tmp_path: schemathesis keeps a .schemathesis/ folder of state in its working directory.
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
