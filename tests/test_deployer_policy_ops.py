@@ -1,0 +1,134 @@
+"""docs/deployer-policy.json covers what the edge and operations parts declare: for each CloudFront
+distribution, WAF web ACL, state machine, EventBridge rule and target, and Scheduler schedule of the
+program with every option on, the API actions the AWS provider calls on it (from the Service
+Authorization Reference's action lists for those services), and passing each role only to the service
+that assumes it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.iam_policy import allows
+from tests.ops_mocks import run_ops_program
+from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered
+
+POLICY = json.loads((Path(__file__).resolve().parents[1] / "docs" / "deployer-policy.json").read_text())
+CONTEXT = {"aws:PrincipalAccount": ACCOUNT}
+EVERYTHING = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "cdn": True, "waf": True,
+              "drillSchedule": "rate(7 days)", "alarmEmail": "ops@example.com"}  # fmt: skip
+
+Need = list[tuple[str, str, dict[str, str]]]
+
+
+def _each(actions: str, resource: str) -> Need:
+    return [(action, resource, {}) for action in actions.split()]
+
+
+def _passed(role_arn: str, service: str) -> Need:
+    return [("iam:PassRole", role_arn, {"iam:PassedToService": service})]
+
+
+def _distribution(r: Registered) -> Need:
+    return [
+        ("cloudfront:CreateDistribution", "*", {}),
+        *_each(
+            "cloudfront:GetDistribution cloudfront:GetDistributionConfig cloudfront:UpdateDistribution "
+            "cloudfront:DeleteDistribution cloudfront:TagResource cloudfront:UntagResource "
+            "cloudfront:ListTagsForResource",
+            r.outputs["arn"],
+        ),
+    ]
+
+
+def _web_acl(r: Registered) -> Need:
+    return _each(
+        "wafv2:CreateWebACL wafv2:GetWebACL wafv2:UpdateWebACL wafv2:DeleteWebACL wafv2:TagResource "
+        "wafv2:UntagResource wafv2:ListTagsForResource",
+        r.outputs["arn"],
+    )
+
+
+def _state_machine(r: Registered) -> Need:
+    return [
+        *_each(
+            "states:CreateStateMachine states:DescribeStateMachine states:UpdateStateMachine "
+            "states:DeleteStateMachine states:TagResource states:UntagResource states:ListTagsForResource "
+            "states:ListStateMachineVersions",
+            r.outputs["arn"],
+        ),
+        ("states:ValidateStateMachineDefinition", "*", {}),
+        *_passed(r.inputs["roleArn"], "states.amazonaws.com"),
+    ]
+
+
+def _rule(r: Registered) -> Need:
+    return _each(
+        "events:PutRule events:DescribeRule events:DeleteRule events:TagResource events:UntagResource "
+        "events:ListTagsForResource",
+        r.outputs["arn"],
+    )
+
+
+def _target(r: Registered) -> Need:
+    rule = f"arn:aws:events:{r.region}:{ACCOUNT}:rule/{r.inputs['rule']}"
+    return [
+        *_each("events:PutTargets events:ListTargetsByRule events:RemoveTargets", rule),
+        *_passed(r.inputs["roleArn"], "events.amazonaws.com"),
+    ]
+
+
+def _schedule(r: Registered) -> Need:
+    return [
+        *_each(
+            "scheduler:CreateSchedule scheduler:GetSchedule scheduler:UpdateSchedule scheduler:DeleteSchedule",
+            r.outputs["arn"],
+        ),
+        *_passed(r.inputs["target"]["roleArn"], "scheduler.amazonaws.com"),
+    ]
+
+
+NEEDS: dict[str, Callable[[Registered], Need]] = {
+    "aws:cloudfront/distribution:Distribution": _distribution,
+    "aws:wafv2/webAcl:WebAcl": _web_acl,
+    "aws:sfn/stateMachine:StateMachine": _state_machine,
+    "aws:cloudwatch/eventRule:EventRule": _rule,
+    "aws:cloudwatch/eventTarget:EventTarget": _target,
+    "aws:scheduler/schedule:Schedule": _schedule,
+}
+
+
+@pytest.fixture(scope="module")
+def program() -> ProgramRun:
+    return run_ops_program(EVERYTHING)
+
+
+def test_every_edge_and_operations_resource_type_is_present(program: ProgramRun) -> None:
+    assert set(NEEDS) <= {r.typ for r in program.resources}
+
+
+def test_the_aws_provider_may_do_what_it_does_for_them(program: ProgramRun) -> None:
+    denied = [
+        (r.typ, r.name, action, resource)
+        for r in program.resources
+        if r.typ in NEEDS
+        for action, resource, extra in NEEDS[r.typ](r)
+        if not allows(POLICY, action, resource, {**CONTEXT, **extra})
+    ]
+    assert denied == []
+
+
+def test_roles_go_only_to_the_service_that_assumes_them(program: ProgramRun) -> None:
+    machine = program.of_type("aws:sfn/stateMachine:StateMachine")[0]
+    for service in ("states.amazonaws.com", "ec2.amazonaws.com"):
+        allowed = allows(
+            POLICY, "iam:PassRole", machine.inputs["roleArn"], {**CONTEXT, "iam:PassedToService": service}
+        )
+        assert allowed is (service == "states.amazonaws.com")
+    foreign = "arn:aws:states:us-east-1:999999999999:stateMachine:dsql-users-api-prod-x"
+    assert not allows(POLICY, "states:UpdateStateMachine", foreign, CONTEXT)
+    other_acl = f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/someone-else/abc"
+    assert not allows(POLICY, "wafv2:UpdateWebACL", other_acl, CONTEXT)
