@@ -11,7 +11,7 @@ UV_INSTALL = $(UV) pip install --quiet --python $(PY) --require-hashes
 LOCAL_STAMP := $(VENV)/.local-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: dev test lint format typecheck install-dev lock clean
+.PHONY: dev test lint format typecheck install-dev lock clean bench-coldstart
 
 # --seed puts pip in the virtualenv: Pulumi's `toolchain: pip` installs requirements.txt with it.
 $(PY):
@@ -59,6 +59,11 @@ lock:
 	$(UV_COMPILE) --python-version 3.11 -c requirements-dev.txt requirements-local.in -o requirements-local.txt
 	$(UV_COMPILE) --python-version 3.12 --only-binary :all: -c requirements-dev.txt handler/requirements.in \
 	  -o handler/requirements.txt
+
+# Cold start as Lambda runs it (docs/handler.md): builds the artifacts for this machine, needs the
+# runtime's Python (3.12/3.13) and PostgreSQL's server binaries; prints figures, takes a few minutes.
+bench-coldstart: $(DEV_STAMP)
+	$(PY) benchmarks/coldstart_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
