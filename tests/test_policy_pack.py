@@ -859,16 +859,6 @@ def test_the_program_gets_the_advisory_endpoint_report(program_run: ProgramRun) 
     assert sorted(re.match(r"RestApi '([^']+)'", message)[1] for message in reported) == sorted(unset)
 
 
-# Remove once the identity work (securitySchemes + security in handler/openapi.yaml, the authorizer in
-# components/openapi.py and regional_app.py) is committed: until then a clean checkout's program has no
-# authorizer. The policy itself is not relaxed.
-IDENTITY_PENDING = pytest.mark.xfail(
-    reason="needs the identity helper's authorizer change (issue 12 item 2/4), not yet committed",
-    strict=False,
-)
-
-
-@IDENTITY_PENDING
 def test_the_program_authorizes_every_method_but_health_and_preflights(program_run: ProgramRun) -> None:
     apis = program_run.of_type(REST_API)
     assert len(apis) == 2
