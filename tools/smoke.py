@@ -5,6 +5,10 @@
     python -m tools.smoke https://a.example/v1 https://b.example/v1
     python -m tools.smoke --from-stack [--stack prod]       # the URLs `pulumi stack output` reports
 
+Authentication (tools/smoke_auth.py): an administrator's ID token from --token; with --from-stack (or
+--user-pool-id and --client-id) a throwaway Cognito user made through the stack's smoke app client and
+deleted again; locally, the running app's issuer (none when it runs with --no-auth).
+
 Checks, each reported PASS or FAIL with its name:
   health[<region>]        GET /health answers 200 in both regions
   read-other-region       a user written in one region is read from the other at once
@@ -19,6 +23,7 @@ timeout and goes through ``Smoke.request``, the one place that adds headers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import re
@@ -28,12 +33,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from local.ports import parse_ports, ports_setting
+from tools import smoke_auth
 
 EMAIL_DOMAIN = "example.com"  # reserved for documentation: never a real mailbox
 
@@ -321,6 +328,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--stack", help="stack for --from-stack (default: the selected stack)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default: 10)")
     parser.add_argument("--writes", type=int, default=5, help="concurrent writes per region (default: 5)")
+    auth = parser.add_argument_group("authentication (an administrator's ID token; see tools/smoke_auth.py)")
+    auth.add_argument("--token", help="an ID token of a member of the admins group")
+    auth.add_argument("--user-pool-id", help="make a throwaway user in this pool (with --client-id)")
+    auth.add_argument("--client-id", help="an app client of that pool allowing ADMIN_USER_PASSWORD_AUTH")
+    auth.add_argument(
+        "--issuer-file", type=Path, help="the local app's issuer file (default: its usual place)"
+    )
     return parser.parse_args(argv)
 
 
@@ -329,8 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if sum(map(bool, (args.urls, args.from_stack, args.ports))) > 1:
             raise UsageError("give one of BASE_URLs, --from-stack or --ports")
+        outputs: dict[str, Any] = {}
         if args.from_stack:
-            regions = regions_from_outputs(stack_outputs(args.stack))
+            outputs = stack_outputs(args.stack)
+            regions = regions_from_outputs(outputs)
         elif args.urls:
             if len(args.urls) != 2:
                 raise UsageError(f"give two base URLs (one per region), not {len(args.urls)}")
@@ -345,9 +361,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     smoke = Smoke(regions, timeout=args.timeout, writes_per_region=args.writes)
     print(f"smoke: {' and '.join(f'{r.label} {r.base_url}' for r in regions)}")
-    ok = smoke.run()
+    try:
+        with _bearer_token(args, outputs, smoke.run_id) as (token, source):
+            if token:
+                smoke.headers["Authorization"] = f"Bearer {token}"
+            print(f"smoke: authentication: {source}")
+            ok = smoke.run()
+    except (smoke_auth.SmokeAuthError, UsageError) as exc:
+        print(f"smoke: {exc}", file=sys.stderr)
+        return 2
     print(smoke.report())
     return 0 if ok else 1
+
+
+@contextlib.contextmanager
+def _bearer_token(
+    args: argparse.Namespace, outputs: Mapping[str, Any], run_id: str
+) -> Iterator[tuple[str | None, str]]:
+    """The run's ID token and where it came from (tools/smoke_auth.py)."""
+    if args.token:
+        yield args.token, "the --token given"
+        return
+    if bool(args.user_pool_id) != bool(args.client_id):
+        raise UsageError("give --user-pool-id and --client-id together")
+    target = (
+        smoke_auth.CognitoTarget(args.user_pool_id, args.client_id)
+        if args.user_pool_id
+        else smoke_auth.cognito_from_outputs(outputs)
+    )
+    if target is not None:
+        with smoke_auth.throwaway_cognito_token(target, run_id) as cognito_token:
+            yield cognito_token, f"a throwaway admin user of {target.user_pool_id} (deleted at the end)"
+        return
+    if args.from_stack or (args.urls and args.issuer_file is None):
+        yield None, "none (the stack has no user pool: authMode none)" if args.from_stack else "none"
+        return
+    token = smoke_auth.local_token(run_id, args.issuer_file)
+    yield token, "an admin token of the local app's issuer" if token else "none (local app without auth)"
 
 
 if __name__ == "__main__":
