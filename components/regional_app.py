@@ -335,6 +335,8 @@ class RegionalApp(pulumi.ComponentResource):
             description=f"Users API ({args.region})",
             body=body,
             endpoint_configuration={"types": "REGIONAL"},
+            # The default execute-api endpoint otherwise still accepts TLS 1.0 clients.
+            security_policy="TLS_1_2",
             tags=tags,
             opts=child,
         )

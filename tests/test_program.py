@@ -98,3 +98,9 @@ def test_the_api_gateway_setting_can_be_left_to_another_stack() -> None:
     run = run_program({"manageApiGatewayAccount": "false"})
     assert run.of_type(API_GATEWAY_ACCOUNT) == []
     assert not [r for r in run.resources if "apigateway-logs" in r.name]
+
+
+def test_both_rest_apis_refuse_tls_below_1_2_on_their_default_endpoint() -> None:
+    apis = run_program().of_type("aws:apigateway/restApi:RestApi")
+    assert sorted(api.region for api in apis) == ["us-east-1", "us-east-2"]
+    assert all(api.inputs["securityPolicy"] == "TLS_1_2" for api in apis)
