@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database: {described}, {role_note}")
         print("users API running (Ctrl-C to stop):")
         for region, url in app.urls.items():
-            print(f"  {region}: {url}   try: curl {url}/users")
+            print(f"  {region}: {url}   try: curl {url}/health")
         print(f"  control: {control.url}/regions   (take a region down or up: docs/local.md)")
         if issuer is None:
             print("authentication: OFF (--no-auth): every caller is an anonymous administrator")
