@@ -18,6 +18,7 @@ import os
 import platform
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -100,7 +101,11 @@ def measure(config: Config, args: argparse.Namespace) -> Result:
                 commits.append((time.perf_counter() - began) * 1000)
         app_url = make_conninfo(server.url, user="users_api")
         with start_local_app(
-            app_url, [("bench-1", 0)], env={"DB_CONNECT_TIMEOUT_S": "2", "AUTH_MODE": "none"}
+            app_url,
+            [("bench-1", 0)],
+            env={"DB_CONNECT_TIMEOUT_S": "2", "AUTH_MODE": "none"},
+            output=subprocess.DEVNULL,  # thousands of request lines, 503s after the kill
+            log=lambda _: None,
         ) as app:
             port = int(app.urls["bench-1"].rpartition(":")[2])
             posts = []

@@ -35,6 +35,7 @@ from typing import Any
 
 from local.ports import control_port_setting
 from tools.smoke import EMAIL_DOMAIN, Region, Smoke, SmokeFailure
+from tools.smoke_auth import local_token
 
 
 class DrillFailure(Exception):
@@ -224,6 +225,7 @@ class Drill:
         return f"{len(self.written)} drill users deleted"
 
     def run(self) -> bool:
+        self.started = time.monotonic()
         if not self.step("discover", self.discover):
             return False
         assert self.survivor is not None
@@ -276,18 +278,11 @@ def _probes(prober: Prober) -> str:
     return f"{prober.region.label} answered {prober.sent} of {prober.sent} /health probes with 200"
 
 
-def auth_headers(token: str | None) -> dict[str, str]:
-    """Authorization for the local app: ``token``, else an admin token from the running app's local
-    issuer, else none (an app started with --no-auth)."""
-    if token:
-        return {"Authorization": f"Bearer {token}"}
-    from local.auth import IssuerFileError, LocalIssuer, issuer_file
-
-    try:
-        issuer = LocalIssuer.load(issuer_file())
-    except IssuerFileError:
-        return {}
-    return {"Authorization": f"Bearer {issuer.token('failover-drill', admin=True, lifetime_s=900)}"}
+def auth_headers(token: str | None, run_id: str) -> dict[str, str]:
+    """Authorization for the local app: ``token``, else an admin token of the running app's local
+    issuer (the smoke test's way, tools/smoke_auth.py), else none (an app started with --no-auth)."""
+    token = token or local_token(f"drill-{run_id}")
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -321,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
             "drill: --writes must be 1..50, --timeout in (0, 120] and --outage in 0..300 s", file=sys.stderr
         )
         return 2
-    smoke = Smoke([], timeout=args.timeout, headers=auth_headers(args.token))
+    smoke = Smoke([], timeout=args.timeout)
     drill = Drill(control, args.down, args.writes, smoke, args.outage)
+    smoke.headers.update(auth_headers(args.token, drill.run_id))
     print(f"drill: control {drill.control_url}", flush=True)
     ok = drill.run()
     print(drill.report())
