@@ -15,7 +15,8 @@ from pulumi import ResourceOptions
 from components.config import ConfigError, parse_config
 from components.identity import ADMINS_GROUP, Identity, IdentityArgs
 from components.openapi import COGNITO_AUTHTYPE, operations
-from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered, run_program
+from tests.iam_policy import allows
+from tests.pulumi_harness import ACCOUNT, ROOT, ProgramRun, Registered, run_program
 
 PRIMARY, SECONDARY = "us-east-1", "us-east-2"  # Pulumi.prod.yaml's application regions
 POOL = "aws:cognito/userPool:UserPool"
@@ -302,3 +303,36 @@ def test_component_refuses_token_lifetimes_cognito_refuses(field: str, value: in
     args = IdentityArgs(region="eu-west-1", deletion_protection=True, **{field: value})
     with pytest.raises(Exception, match=message):
         run_program(program=lambda: _component(args))
+
+
+# ----------------------------------------------------------------- the deployer's permissions
+
+# What terraform-provider-aws calls for each Cognito resource type (internal/service/cognitoidp):
+# create, read (MFA settings and tags too), update, tag and delete. IAM authorizes client and group
+# actions on the pool's ARN; CreateUserPool has no resource type, so it can only be granted on "*".
+PROVIDER_CALLS = {
+    POOL: "CreateUserPool DescribeUserPool GetUserPoolMfaConfig SetUserPoolMfaConfig UpdateUserPool "
+    "DeleteUserPool ListTagsForResource TagResource UntagResource",
+    CLIENT: "CreateUserPoolClient DescribeUserPoolClient UpdateUserPoolClient DeleteUserPoolClient",
+    GROUP: "CreateGroup GetGroup UpdateGroup DeleteGroup",
+}
+
+
+def test_the_deployer_policy_allows_what_the_provider_does_for_the_pool(prod: ProgramRun) -> None:
+    policy = json.loads((ROOT / "docs" / "deployer-policy.json").read_text())
+    context = {"aws:PrincipalAccount": ACCOUNT}
+    pool_arn = _pool(prod).outputs["arn"]
+    denied = [
+        (resource.typ, action)
+        for resource in prod.resources
+        if resource.typ in PROVIDER_CALLS
+        for action in PROVIDER_CALLS[resource.typ].split()
+        if not allows(
+            policy, f"cognito-idp:{action}", "*" if action == "CreateUserPool" else pool_arn, context
+        )
+    ]
+    assert denied == []
+    # Scoped to this account's user pools: another account's pool, or a user's actions, are refused.
+    other = pool_arn.replace(ACCOUNT, "210987654321")
+    assert not allows(policy, "cognito-idp:DeleteUserPool", other, context)
+    assert not allows(policy, "cognito-idp:AdminDeleteUser", pool_arn, context)
