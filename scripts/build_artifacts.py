@@ -394,8 +394,10 @@ def install_command(uv: str, lock: Path, target: Path, architecture: str, python
         "--only-binary",
         ":all:",
         "--require-hashes",
+        # Files are linked from uv's cache where the file system allows: the build only removes files
+        # and adds bytecode beside them, never edits an installed file in place.
         "--link-mode",
-        "copy",
+        "hardlink",
         "-r",
         str(lock),
     ]

@@ -48,7 +48,7 @@ from scripts.build_artifacts import (
     main,
     python_version_of,
 )
-from tests.pulumi_harness import ROOT, stack_config
+from tests.pulumi_harness import ROOT, ProgramRun, run_program, stack_config
 from tests.test_locks import applies, read_lock
 
 MAX_LAYER_ZIP_BYTES = 15 * 1024 * 1024
@@ -313,49 +313,55 @@ REGISTERED_ARTIFACTS = textwrap.dedent(
     """
     import json
     from tests.pulumi_harness import run_program
-    run = run_program()
-    print(json.dumps({
-        r.name: {"code": r.inputs["code"].path, "hash": r.inputs["sourceCodeHash"],
-                 "description": r.inputs.get("description")}
-        for r in run.resources
-        if r.typ in ("aws:lambda/layerVersion:LayerVersion", "aws:lambda/function:Function")
-    }))
+    from tests.test_lambda_artifact import registered_artifacts
+    print(json.dumps(registered_artifacts(run_program())))
     """
 )
 
 
+def registered_artifacts(run: ProgramRun) -> dict[str, dict[str, str]]:
+    """What the program registered for each layer and function: the zip, its hash, the description."""
+    return {
+        r.name: {
+            "code": r.inputs["code"].path,
+            "hash": r.inputs["sourceCodeHash"],
+            "description": r.inputs.get("description"),
+        }
+        for r in run.resources
+        if r.typ in ("aws:lambda/layerVersion:LayerVersion", "aws:lambda/function:Function")
+    }
+
+
 def test_two_checkouts_at_different_paths_build_the_same_bytes_and_register_the_same_inputs(
-    prod_layer: Artifact, code_zip: Artifact, tmp_path_factory: pytest.TempPathFactory
+    prod_layer: Artifact, code_zip: Artifact, tmp_path: Path
 ) -> None:
-    """Each checkout runs the program under mocks, which builds both zips from scratch in its own
-    build/ folder; the zips, their hashes and the registered inputs must all be equal."""
-    checkouts = [
-        _copy_checkout(tmp_path_factory.mktemp("first") / "dsql-users-api"),
-        _copy_checkout(tmp_path_factory.mktemp("second") / "a" / "much" / "deeper" / "checkout"),
-    ]
-    registered = []
-    for checkout in checkouts:
-        assert not (checkout / "build").exists()
-        result = subprocess.run(
-            [sys.executable, "-c", REGISTERED_ARTIFACTS],
-            cwd=checkout,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-            check=False,
+    """A copy of this checkout at another path runs the program under mocks, which builds both zips
+    from scratch in the copy's own build/ folder. Its zips, their hashes and the inputs it registers
+    must equal this checkout's (built from the same inputs, so under the same names)."""
+    copy = _copy_checkout(tmp_path / "a" / "much" / "deeper" / "checkout")
+    assert not (copy / "build").exists()
+    result = subprocess.run(
+        [sys.executable, "-c", REGISTERED_ARTIFACTS],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    from_copy = json.loads(result.stdout.strip().splitlines()[-1])
+    here = registered_artifacts(run_program())
+    assert from_copy == here
+    assert len(here) == 4  # a layer and a function in each of two regions
+    for name, resource in here.items():
+        built_there, built_here = (
+            (copy / resource["code"]).read_bytes(),
+            (ROOT / resource["code"]).read_bytes(),
         )
-        assert result.returncode == 0, result.stderr[-3000:]
-        registered.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    assert registered[0] == registered[1]
-    inputs = registered[0]
-    assert len(inputs) == 4  # a layer and a function in each of two regions
-    for name, resource in inputs.items():
-        zips = [(checkout / resource["code"]).read_bytes() for checkout in checkouts]
-        assert zips[0] == zips[1], name
-        assert base64.b64encode(hashlib.sha256(zips[0]).digest()).decode() == resource["hash"]
-    # ... and the same bytes as this checkout's own build of the prod stack.
-    assert {r["hash"] for r in inputs.values()} == {prod_layer.sha256_b64, code_zip.sha256_b64}
+        assert built_there == built_here, name
+        assert base64.b64encode(hashlib.sha256(built_there).digest()).decode() == resource["hash"]
+    assert {r["hash"] for r in here.values()} == {prod_layer.sha256_b64, code_zip.sha256_b64}
 
 
 # --- the built layout at run time ---------------------------------------------------------------------
