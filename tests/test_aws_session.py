@@ -59,8 +59,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallLog]:
         yield log
 
 
+STACK_CONFIG = {"dsql-users-api:primaryRegion": "us-east-1", "aws:region": "us-east-1"}
+
+
 def configured(values: dict[str, str]) -> AwsAccess:
-    return access_from_config(Config(values, "dsql-users-api"))
+    """The setting as configure() reads it from a stack config the engine sent."""
+    return access_from_config(Config({**STACK_CONFIG, **values}, "dsql-users-api"))
 
 
 # --- the setting ---------------------------------------------------------------------------------------
@@ -71,6 +75,15 @@ def test_the_keys_arrive_namespaced_and_blank_means_unset() -> None:
     assert configured({PROFILE_KEY: "deploy", ASSUME_ROLE_KEY: ROLE}) == AwsAccess("deploy", ROLE)
     assert configured({PROFILE_KEY: "  ", ASSUME_ROLE_KEY: ""}) == AMBIENT
     assert configured({"other-project:awsProfile": "deploy"}) == AMBIENT  # another project's key
+
+
+def test_a_configure_without_the_stack_config_is_refused_rather_than_guessed() -> None:
+    """An engine that passes no stack config would silently give the ambient identity."""
+    with pytest.raises(
+        AwsAccessError, match=r"dsql-users-api:primaryRegion is missing from Configure"
+    ) as raised:
+        access_from_config(Config({}, "dsql-users-api"))
+    assert "Pulumi CLI 3.139 or later" in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +111,7 @@ def test_a_profile_name_the_config_file_cannot_hold_is_refused() -> None:
 def test_every_provider_takes_the_setting_in_configure(provider) -> None:
     instance = provider()
     assert instance.access == AMBIENT and vars(instance) == {}  # nothing on self until configured
-    instance.configure(ConfigureRequest(Config({PROFILE_KEY: "deploy"}, "dsql-users-api")))
+    instance.configure(ConfigureRequest(Config({**STACK_CONFIG, PROFILE_KEY: "deploy"}, "dsql-users-api")))
     assert instance.access == AwsAccess("deploy", None)
 
 

@@ -28,6 +28,7 @@ from tests.provider_server import HOOKS, MotoServer, ProviderServer, server_envi
 ROLE = "arn:aws:iam::123456789012:role/users-api-deployer"
 ENV_KEY, PROFILE_KEY_ID = "AKIAENGINEENVIRON001", "AKIAENGINEPROFILE001"
 PRIMARY, SECONDARY, WITNESS = "us-east-1", "us-east-2", "us-west-2"
+STACK_CONFIG = {"dsql-users-api:primaryRegion": PRIMARY, "dsql-users-api:secondaryRegion": SECONDARY}
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +94,16 @@ def aws_calls(record_file: Path) -> list[dict[str, Any]]:
     return [event for event in map(json.loads, lines) if event["kind"] == "aws"]
 
 
+def test_an_engine_that_sends_no_stack_config_is_refused(server: ProviderServer, pair: dict) -> None:
+    """Guessing the ambient identity could deploy the dynamic resources into another account."""
+    server.configure({})
+    with pytest.raises(grpc.RpcError) as raised:
+        server.check("dynamic/dsql:ClusterPeering", "p", {}, with_provider(ClusterPeeringProvider(), pair))
+    assert "passed no stack config to the dynamic providers" in raised.value.details()
+
+
 def test_a_bad_role_arn_fails_the_first_request_naming_the_key(server: ProviderServer, pair: dict) -> None:
-    server.configure({ASSUME_ROLE_KEY: "arn:aws:iam::123456789012:user/alice"})
+    server.configure({**STACK_CONFIG, ASSUME_ROLE_KEY: "arn:aws:iam::123456789012:user/alice"})
     with pytest.raises(grpc.RpcError) as raised:
         server.check("dynamic/dsql:ClusterPeering", "p", {}, with_provider(ClusterPeeringProvider(), pair))
     assert f"{ASSUME_ROLE_KEY} is 'arn:aws:iam::123456789012:user/alice', which is not an IAM role ARN" in (
@@ -106,7 +115,7 @@ def test_the_profile_and_the_role_sign_every_call_and_token(
     server: ProviderServer, pair: dict, record_file: Path
 ) -> None:
     # A provider that failed to configure is not kept, so the corrected config applies to it.
-    server.configure({PROFILE_KEY: "deploy", ASSUME_ROLE_KEY: ROLE, "aws:region": PRIMARY})
+    server.configure({**STACK_CONFIG, PROFILE_KEY: "deploy", ASSUME_ROLE_KEY: ROLE, "aws:region": PRIMARY})
     peering = with_provider(ClusterPeeringProvider(), pair)
     checked = server.check("dynamic/dsql:ClusterPeering", "p", {}, peering)
     server.create("dynamic/dsql:ClusterPeering", "p", checked.inputs)

@@ -51,6 +51,8 @@ PEERING, MIGRATION, GRANT = (
 PRIMARY, SECONDARY, WITNESS = "us-east-1", "us-east-2", "us-west-2"
 ROLE_ARN = "arn:aws:iam::123456789012:role/users-api-us-east-1-function-role-abc1234"
 FILES = migration_inputs(load_migrations())
+# What the engine sends in Configure: the whole stack config, namespaced (here without the access keys).
+STACK_CONFIG = {"dsql-users-api:primaryRegion": PRIMARY, "dsql-users-api:secondaryRegion": SECONDARY}
 DIFF_NONE, DIFF_SOME = provider_pb2.DiffResponse.DIFF_NONE, provider_pb2.DiffResponse.DIFF_SOME
 
 
@@ -158,7 +160,7 @@ class Deployed(dict):
 @pytest.fixture(scope="module")
 def deployed(server: ProviderServer, clusters: dict[str, dict[str, str]]) -> Deployed:
     """`pulumi up` of a new stack: Configure, then Check and Create in dependency order."""
-    server.configure({})
+    server.configure(STACK_CONFIG)
     stack = Deployed()
     for type_token, name, inputs in (
         (PEERING, "users-db-peering", peering_inputs(clusters)),
@@ -181,7 +183,7 @@ def deployed(server: ProviderServer, clusters: dict[str, dict[str, str]]) -> Dep
 
 
 def test_configure_is_answered_as_the_engine_expects(server: ProviderServer) -> None:
-    response = server.configure({})
+    response = server.configure(STACK_CONFIG)
     assert response.acceptSecrets is False  # so the engine strips the secret wrapper of __provider
 
 
@@ -189,7 +191,7 @@ def test_a_first_preview_checks_unknown_inputs_without_failing(
     server: ProviderServer, clusters: dict[str, dict[str, str]]
 ) -> None:
     """A new stack: no cluster exists, so every identifier, ARN and endpoint is unknown in Check."""
-    server.configure({})
+    server.configure(STACK_CONFIG)
     previews = {
         PEERING: peering_inputs(
             clusters,

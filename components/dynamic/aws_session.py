@@ -32,6 +32,9 @@ from botocore.credentials import CredentialProvider
 from components.config import PROJECT
 
 PROFILE_KEY = f"{PROJECT}:awsProfile"
+# Required by the program, so present in every stack's config: its absence from Configure means the
+# engine passed no stack config at all (Pulumi CLIs before 3.139 did not, pulumi/pulumi#17673).
+REQUIRED_KEY = f"{PROJECT}:primaryRegion"
 ASSUME_ROLE_KEY = f"{PROJECT}:awsAssumeRoleArn"
 ROLE_SESSION_NAME = f"{PROJECT}-dynamic-providers"
 
@@ -58,6 +61,14 @@ AMBIENT = AwsAccess()
 
 def access_from_config(config: pulumi.dynamic.Config) -> AwsAccess:
     """The access setting from the stack config the engine sent; raises AwsAccessError naming the key."""
+    if config.get(REQUIRED_KEY) is None:
+        # Without the stack config the setting cannot be known; guessing "ambient" could deploy the
+        # peering, migration and grants as another identity than the AWS provider, even another account.
+        raise AwsAccessError(
+            f"the Pulumi engine passed no stack config to the dynamic providers ({REQUIRED_KEY} is "
+            "missing from Configure), so awsProfile / awsAssumeRoleArn cannot reach the peering, the "
+            "migration and the grants; use Pulumi CLI 3.139 or later (`pulumi version`), which passes it"
+        )
     profile = _setting(config.get(PROFILE_KEY))
     role_arn = _setting(config.get(ASSUME_ROLE_KEY))
     if profile is not None and not PROFILE_NAME.match(profile):
