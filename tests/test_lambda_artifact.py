@@ -25,6 +25,7 @@ import sys
 import textwrap
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.utils import canonicalize_name
@@ -319,7 +320,7 @@ REGISTERED_ARTIFACTS = textwrap.dedent(
 )
 
 
-def registered_artifacts(run: ProgramRun) -> dict[str, dict[str, str]]:
+def registered_artifacts(run: ProgramRun) -> dict[str, dict[str, Any]]:
     """What the program registered for each layer and function: the zip, its hash, the description."""
     return {
         r.name: {
