@@ -150,8 +150,11 @@ REQUIRED = ("primaryRegion", "secondaryRegion", "witnessRegion")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)  # fmt: skip
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_PROFILE = re.compile(r"^[A-Za-z0-9_.+@-]{1,128}$")
+# arn:<partition>:iam::<account>:role/<optional path/>name (IAM allows [\w+=,.@-] in names and paths).
+# Shared with the dynamic providers, so a value the program accepts is one their configure() accepts.
+IAM_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
+# A profile name is free text, but the AWS config file's section headers allow no brackets.
+AWS_PROFILE_NAME = re.compile(r"^[^\[\]\s]([^\[\]]*[^\[\]\s])?$")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9_]{1,128}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
@@ -450,8 +453,8 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "healthCheckIntervalSeconds": _integer(10, 30, HEALTH_CHECK_INTERVALS),
     "healthCheckFailureThreshold": _integer(1, 10),
     "alarmEmail": _matching(_EMAIL, "oncall@example.com"),
-    "awsProfile": _matching(_PROFILE, "deploy (a profile name from your AWS config file)"),
-    "awsAssumeRoleArn": _matching(_ROLE_ARN, "arn:aws:iam::123456789012:role/users-api-deployer"),
+    "awsProfile": _matching(AWS_PROFILE_NAME, "deploy (a profile name from your AWS config file)"),
+    "awsAssumeRoleArn": _matching(IAM_ROLE_ARN, "arn:aws:iam::123456789012:role/users-api-deployer"),
     "manageApiGatewayAccount": _boolean,
     "authMode": _auth_mode,
     "cdn": _boolean,

@@ -101,7 +101,7 @@ def test_prod_stack_parses_to_the_documented_regions() -> None:
         ({"kmsKeyArns": json.dumps([KEY_EAST_1, KEY_EAST_1])}, "kmsKeyArns has two keys in us-east-1"),
         ({"kmsKeyArns": json.dumps([KEY_EAST_1, KEY_WEST_2])}, "a key in us-west-2, but the clusters are in"),
         ({"awsAssumeRoleArn": "deployer"}, "awsAssumeRoleArn is not valid: 'deployer'"),
-        ({"awsProfile": "my profile"}, "awsProfile is not valid"),
+        ({"awsProfile": "[deploy]"}, "awsProfile is not valid"),
         ({"manageApiGatewayAccount": "no"}, "manageApiGatewayAccount must be true or false"),
         ({"domainName": "api.example.com"}, "domainName is set but dsql-users-api:hostedZoneId is not"),
         ({"healthCheckIntervalSeconds": "20"}, "must be one of 10, 30"),

@@ -20,7 +20,6 @@ session name (``dsql-users-api-dynamic-providers``) says in CloudTrail which too
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
 from functools import partial
@@ -29,7 +28,8 @@ from typing import Any
 import pulumi.dynamic
 from botocore.credentials import CredentialProvider
 
-from components.config import PROJECT
+from components.config import AWS_PROFILE_NAME as PROFILE_NAME
+from components.config import IAM_ROLE_ARN, PROJECT
 
 PROFILE_KEY = f"{PROJECT}:awsProfile"
 # Required by the program, so present in every stack's config: its absence from Configure means the
@@ -37,11 +37,6 @@ PROFILE_KEY = f"{PROJECT}:awsProfile"
 REQUIRED_KEY = f"{PROJECT}:primaryRegion"
 ASSUME_ROLE_KEY = f"{PROJECT}:awsAssumeRoleArn"
 ROLE_SESSION_NAME = f"{PROJECT}-dynamic-providers"
-
-# arn:<partition>:iam::<account>:role/<optional path/>name (IAM allows [\w+=,.@-] in names and paths).
-IAM_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
-# What IAM allows in a profile name is not restricted, but the AWS config file format is: no brackets.
-PROFILE_NAME = re.compile(r"^[^\[\]\s]([^\[\]]*[^\[\]\s])?$")
 
 
 class AwsAccessError(ValueError):
