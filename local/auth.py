@@ -8,8 +8,10 @@ in them (``sub``, ``email``, ``email_verified``, ``cognito:groups``, ``cognito:u
 ``TokenVerifier`` does what the REST API's ``COGNITO_USER_POOLS`` authorizer does before the function
 runs: read the ``Authorization`` header (the bare token or ``Bearer <token>``), check the RS256
 signature against the pool's key, the expiry, the issuer, the audience (the app client) and that it is
-an ID token (a method with no OAuth scopes takes ID tokens only), and answer anything else with API
-Gateway's ``401 {"message":"Unauthorized"}``. A token that passes has its claims put where API Gateway
+an ID token (a method with no OAuth scopes takes ID tokens only), and answer anything else with a 401
+shaped as the deployed API's ``UNAUTHORIZED`` gateway response (components/openapi.py):
+``{"error": {"code": "unauthorized", "message": "Unauthorized"}}``, ``WWW-Authenticate: Bearer`` and the
+same CORS headers. A token that passes has its claims put where API Gateway
 puts them, ``requestContext.authorizer.claims``, the way it writes them: every value a string, lists
 comma-separated (``"admins,editors"``), booleans ``"true"``/``"false"``, ``exp``/``iat`` as Java's
 date text (``"Tue Apr 04 18:39:39 UTC 2023"``). The handler cannot tell it from AWS.
@@ -49,9 +51,15 @@ PUBLIC_KEY_ENV = "LOCAL_AUTH_PUBLIC_KEY"
 ISSUER_ENV = "LOCAL_AUTH_ISSUER"
 AUDIENCE_ENV = "LOCAL_AUTH_AUDIENCE"
 KEY_ID_ENV = "LOCAL_AUTH_KEY_ID"
-# API Gateway's answer to a missing or bad token, before the function runs.
-UNAUTHORIZED_BODY = b'{"message":"Unauthorized"}'
-UNAUTHORIZED_HEADERS = {"Content-Type": "application/json", "x-amzn-ErrorType": "UnauthorizedException"}
+# API Gateway's answer to a missing or bad token, before the function runs, as the deployed API's
+# UNAUTHORIZED gateway response shapes it (components/openapi.py); $context.error.message is "Unauthorized".
+UNAUTHORIZED_BODY = b'{"error":{"code":"unauthorized","message":"Unauthorized"}}'
+UNAUTHORIZED_HEADERS = {
+    "Content-Type": "application/json",
+    "WWW-Authenticate": "Bearer",
+    "x-amzn-ErrorType": "UnauthorizedException",
+}
+CORS_EXPOSE_HEADERS = "Location, Retry-After"
 OPEN_PATHS = frozenset({"/health"})
 
 
@@ -296,3 +304,20 @@ def container_env(issuer: LocalIssuer | None) -> dict[str, str]:
     if issuer is None:
         return {"AUTH_MODE": "none"}
     return {**issuer.child_env(), "AUTH_MODE": "cognito"}
+
+
+def unauthorized_response(event: dict[str, Any], env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The 401 as a proxy result, with the CORS headers the deployed gateway response carries: with one
+    allowed origin that origin, with several the request's Origin, with none no CORS header at all."""
+    origins = [o.strip().rstrip("/") for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()]
+    headers = dict(UNAUTHORIZED_HEADERS)
+    if origins:
+        request_origin = next(
+            (v for k, v in (event.get("headers") or {}).items() if k.lower() == "origin"), ""
+        )
+        allow_origin = origins[0] if len(origins) == 1 else request_origin
+        if allow_origin:
+            headers["Access-Control-Allow-Origin"] = allow_origin
+            headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        headers["Vary"] = "Origin"
+    return {"statusCode": 401, "headers": headers, "body": UNAUTHORIZED_BODY.decode()}

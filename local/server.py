@@ -45,7 +45,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.auth import UNAUTHORIZED_BODY, UNAUTHORIZED_HEADERS, TokenVerifier, authorize
+from local.auth import TokenVerifier, authorize, unauthorized_response
 from local.events import LambdaContext, api_gateway_event
 
 # API Gateway's REST API quotas: payload 10 MB, request line and headers 10240 bytes, integration 29 s.
@@ -253,7 +253,7 @@ class EdgeConnection(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
         )
         if not authorize(event, self.server.verifier):  # API Gateway's Cognito authorizer (local/auth.py)
-            return {"statusCode": 401, "headers": UNAUTHORIZED_HEADERS, "body": UNAUTHORIZED_BODY.decode()}
+            return unauthorized_response(event)
         return self.server.lambda_handler(event, context)
 
     def read_body(self) -> bytes | None:

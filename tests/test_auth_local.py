@@ -25,6 +25,7 @@ from local.auth import (
     LocalIssuer,
     authorize,
     container_env,
+    unauthorized_response,
 )
 from local.events import api_gateway_event
 from local.launcher import LocalApp, start_local_app
@@ -60,9 +61,12 @@ def person(issuer: LocalIssuer, tag: str, *, admin: bool = False) -> tuple[dict[
 
 
 def assert_unauthorized(reply: Reply) -> None:
+    """The deployed API's UNAUTHORIZED gateway response (components/openapi.py), before the function."""
     assert reply.status == 401
     assert reply.headers["content-type"] == "application/json"
-    assert reply.body == json.loads(UNAUTHORIZED_BODY)  # API Gateway's own body, not the handler's
+    assert reply.headers["www-authenticate"] == "Bearer"
+    assert reply.body == {"error": {"code": "unauthorized", "message": "Unauthorized"}}
+    assert reply.body == json.loads(UNAUTHORIZED_BODY)
 
 
 # ---------------------------------------------------------------- the authorizer
@@ -106,6 +110,15 @@ def test_requests_without_a_valid_id_token_are_401_before_the_function(
     good = issuer.token("alice", admin=True)
     assert request(url, "GET", "/users", headers=bearer(good)).status == 200
     assert request(url, "GET", "/users", headers={"Authorization": good}).status == 200  # the bare token
+
+
+def test_a_refusal_carries_the_cors_headers_of_the_deployed_gateway_response() -> None:
+    event = api_gateway_event("GET", "/users", headers=[("Origin", "https://b.example")])
+    one = unauthorized_response(event, {"CORS_ALLOW_ORIGINS": "https://a.example"})
+    assert one["headers"]["Access-Control-Allow-Origin"] == "https://a.example"  # named literally
+    several = unauthorized_response(event, {"CORS_ALLOW_ORIGINS": "https://a.example, https://b.example"})
+    assert several["headers"]["Access-Control-Allow-Origin"] == "https://b.example"  # echoed
+    assert not any(k.startswith("Access-Control") for k in unauthorized_response(event, {})["headers"])
 
 
 def test_health_and_cors_preflights_stay_open(regions: LocalApp) -> None:
