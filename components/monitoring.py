@@ -160,59 +160,28 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{PROJECT}:ops:Monitoring", name, None, opts)
         tags = dict(args.tags)
-        self.alarm_names = {}
-        topics: dict[str, aws.sns.Topic] = {}
         providers = {r.region: r.provider for r in args.regions}
-
-        for monitored in args.regions:
-            topics[monitored.region] = self._topic(name, monitored.region, monitored.provider, args, tags)
-        if any(r.health_check_id is not None for r in args.regions) and ROUTE53_METRICS_REGION not in topics:
+        if (
+            any(r.health_check_id is not None for r in args.regions)
+            and ROUTE53_METRICS_REGION not in providers
+        ):
             assert args.health_alarm_provider is not None  # checked by MonitoringArgs
             providers[ROUTE53_METRICS_REGION] = args.health_alarm_provider
-            topics[ROUTE53_METRICS_REGION] = self._topic(
-                name, ROUTE53_METRICS_REGION, args.health_alarm_provider, args, tags
-            )
+        topics = {
+            region: self._topic(name, region, provider, args, tags) for region, provider in providers.items()
+        }
 
-        # Where each alarm lives (its metrics' region) -> its AWS name; health alarm name -> region it is about.
+        # Where each alarm lives (its metrics' region) -> the AWS names of the alarms living there.
         located: dict[str, list[str]] = {region: [] for region in topics}
-        health_alarms: dict[str, str] = {}
-        t = args.thresholds
+        health_alarms: dict[str, str] = {}  # health check alarm name -> the region it is about
+        self.alarm_names = {}
         for monitored in args.regions:
-            region = monitored.region
-            here = pulumi.ResourceOptions(parent=self, provider=monitored.provider)
-            alarms = []
-            for suffix, description, metric, threshold in _regional_alarms(monitored, t):
-                resource_name = f"{name}-{region}-{suffix}"
-                alarms.append(self._alarm(resource_name, here, topics[region].arn, tags, description, metric,
-                                          threshold, t))  # fmt: skip
-                located[region].append(stack_resource_name(resource_name))
-            if monitored.cluster_identifier is not None:
-                resource_name = f"{name}-{region}-dsql-occ-conflict-rate"
-                alarms.append(
-                    self._occ_rate_alarm(resource_name, here, topics[region].arn, tags, monitored, t)
-                )
-                located[region].append(stack_resource_name(resource_name))
-            if monitored.health_check_id is not None:
-                resource_name = f"{name}-{region}-health-check"
-                alarms.append(
-                    self._alarm(
-                        resource_name,
-                        pulumi.ResourceOptions(parent=self, provider=providers[ROUTE53_METRICS_REGION]),
-                        topics[ROUTE53_METRICS_REGION].arn,
-                        tags,
-                        f"Route 53 health check of {region}/health reports unhealthy",
-                        _Metric("AWS/Route53", "HealthCheckStatus", {"HealthCheckId": monitored.health_check_id},
-                                "Minimum"),
-                        1,
-                        t,
-                        comparison="LessThanThreshold",
-                        # No data means the checker is not reporting: that is not healthy either.
-                        treat_missing_data="breaching",
-                    )
-                )  # fmt: skip
-                located[ROUTE53_METRICS_REGION].append(stack_resource_name(resource_name))
-                health_alarms[stack_resource_name(resource_name)] = region
-            self.alarm_names[region] = [alarm.name for alarm in alarms]
+            alarms = self._alarms(name, monitored, topics, providers, tags, args.thresholds)
+            for location, aws_name, _, on_health_check in alarms:
+                located[location].append(aws_name)
+                if on_health_check:
+                    health_alarms[aws_name] = monitored.region
+            self.alarm_names[monitored.region] = [alarm.name for _, _, alarm, _ in alarms]
 
         self.topic_arns = {region: topic.arn for region, topic in topics.items()}
         first = args.regions[0]
@@ -220,37 +189,22 @@ class Monitoring(pulumi.ComponentResource):
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=dashboard_name,
-            dashboard_body=dashboard_body(args.regions, t),
+            dashboard_body=dashboard_body(args.regions, args.thresholds),
             opts=pulumi.ResourceOptions(parent=self, provider=first.provider),
         )
         self.dashboard_name = dashboard.dashboard_name
 
         self.runbook_arns = {}
         if args.incident_response:
-            incidents = IncidentResponse(
-                f"{name}-incidents",
-                IncidentResponseArgs(
-                    locations=[
-                        RunbookLocation(
-                            region=region,
-                            provider=providers[region],
-                            topic_arn=topics[region].arn,
-                            alarm_names=tuple(located[region]),
-                            health_alarms={
-                                a: about for a, about in health_alarms.items() if a in located[region]
-                            },
-                        )
-                        for region in topics
-                        if located[region]
-                    ],
-                    health_check_ids={
-                        r.region: r.health_check_id for r in args.regions if r.health_check_id is not None
-                    },
-                    dashboard_url=dashboard_url(first.region, dashboard_name),
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
+            self.runbook_arns = self._incident_response(
+                name,
+                args,
+                providers,
+                topics,
+                located,
+                health_alarms,
+                dashboard_url(first.region, dashboard_name),
             )
-            self.runbook_arns = incidents.state_machine_arns
         self.register_outputs(
             {
                 "topic_arns": self.topic_arns,
@@ -259,6 +213,89 @@ class Monitoring(pulumi.ComponentResource):
                 "runbook_arns": self.runbook_arns,
             }
         )
+
+    def _alarms(
+        self,
+        name: str,
+        monitored: MonitoredRegion,
+        topics: Mapping[str, aws.sns.Topic],
+        providers: Mapping[str, aws.Provider],
+        tags: dict[str, str],
+        t: AlarmThresholds,
+    ) -> list[tuple[str, str, aws.cloudwatch.MetricAlarm, bool]]:
+        """Every alarm about one region, as (the region it lives in, its AWS name, the alarm, whether it
+        watches the region's Route 53 health check)."""
+        region = monitored.region
+        here = pulumi.ResourceOptions(parent=self, provider=monitored.provider)
+        alarms: list[tuple[str, str, aws.cloudwatch.MetricAlarm, bool]] = []
+        for suffix, description, metric, threshold in _regional_alarms(monitored, t):
+            resource_name = f"{name}-{region}-{suffix}"
+            alarm = self._alarm(
+                resource_name, here, topics[region].arn, tags, description, metric, threshold, t
+            )
+            alarms.append((region, stack_resource_name(resource_name), alarm, False))
+        if monitored.cluster_identifier is not None:
+            resource_name = f"{name}-{region}-dsql-occ-conflict-rate"
+            alarm = self._occ_rate_alarm(resource_name, here, topics[region].arn, tags, monitored, t)
+            alarms.append((region, stack_resource_name(resource_name), alarm, False))
+        if monitored.health_check_id is not None:
+            resource_name = f"{name}-{region}-health-check"
+            alarm = self._alarm(
+                resource_name,
+                pulumi.ResourceOptions(parent=self, provider=providers[ROUTE53_METRICS_REGION]),
+                topics[ROUTE53_METRICS_REGION].arn,
+                tags,
+                f"Route 53 health check of {region}/health reports unhealthy",
+                _Metric(
+                    "AWS/Route53",
+                    "HealthCheckStatus",
+                    {"HealthCheckId": monitored.health_check_id},
+                    "Minimum",
+                ),
+                1,
+                t,
+                comparison="LessThanThreshold",
+                # No data means the checker is not reporting: that is not healthy either.
+                treat_missing_data="breaching",
+            )
+            alarms.append((ROUTE53_METRICS_REGION, stack_resource_name(resource_name), alarm, True))
+        return alarms
+
+    def _incident_response(
+        self,
+        name: str,
+        args: MonitoringArgs,
+        providers: Mapping[str, aws.Provider],
+        topics: Mapping[str, aws.sns.Topic],
+        located: Mapping[str, list[str]],
+        health_alarms: Mapping[str, str],
+        dashboard: str,
+    ) -> dict[str, pulumi.Output[str]]:
+        """A runbook in each region that holds alarms; returns their ARNs by region."""
+        incidents = IncidentResponse(
+            f"{name}-incidents",
+            IncidentResponseArgs(
+                locations=[
+                    RunbookLocation(
+                        region=region,
+                        provider=providers[region],
+                        topic_arn=topics[region].arn,
+                        alarm_names=tuple(located[region]),
+                        health_alarms={
+                            a: about for a, about in health_alarms.items() if a in located[region]
+                        },
+                    )
+                    for region in topics
+                    if located[region]
+                ],
+                health_check_ids={
+                    r.region: r.health_check_id for r in args.regions if r.health_check_id is not None
+                },
+                dashboard_url=dashboard,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return incidents.state_machine_arns
 
     def _topic(
         self, name: str, region: str, provider: aws.Provider, args: MonitoringArgs, tags: dict[str, str]
@@ -391,8 +428,9 @@ def _regional_alarms(m: MonitoredRegion, t: AlarmThresholds) -> list[tuple[str, 
     ]  # fmt: skip
     if m.cluster_identifier is not None:
         cluster = {DSQL_CLUSTER_DIMENSION: m.cluster_identifier}
-        alarms.append(("dsql-commit-latency", f"DSQL commit latency (ms, P50 per datapoint) in {region}",
-                       _Metric(DSQL_NAMESPACE, "CommitLatency", cluster, "Average"), t.dsql_commit_latency_ms))  # fmt: skip
+        commit_latency = _Metric(DSQL_NAMESPACE, "CommitLatency", cluster, "Average")
+        description = f"DSQL commit latency (ms, P50 per datapoint) in {region}"
+        alarms.append(("dsql-commit-latency", description, commit_latency, t.dsql_commit_latency_ms))
     return alarms
 
 
@@ -475,6 +513,6 @@ def _dashboard_rows(
              [[DSQL_NAMESPACE, "CommitLatency", *dimension]], "Average", t.dsql_commit_latency_ms),
         ]  # fmt: skip
     if health_check is not None:
-        rows.append(("Route 53 health check (1 = healthy)", ROUTE53_METRICS_REGION,
-                     [["AWS/Route53", "HealthCheckStatus", "HealthCheckId", health_check]], "Minimum", None))  # fmt: skip
+        health = [["AWS/Route53", "HealthCheckStatus", "HealthCheckId", health_check]]
+        rows.append(("Route 53 health check (1 = healthy)", ROUTE53_METRICS_REGION, health, "Minimum", None))
     return rows
