@@ -121,3 +121,18 @@ def test_drill_args_refuse_a_single_region_or_an_unknown_scheduled_region() -> N
         FailoverDrillArgs(
             **common, health_check_ids={"us-east-1": "a", "us-east-2": "b"}, scheduled_region="eu-west-1"
         )  # type: ignore[arg-type]
+
+
+def test_a_preview_of_a_new_stack_plans_every_edge_and_operations_resource() -> None:
+    everything = {**SCHEDULED, "cdn": True, "waf": True}
+    run = run_ops_program(everything, preview=True)  # every computed output unknown, as for a new stack
+    planned = [r.typ for r in run.resources]
+    for typ, count in (
+        (STATE_MACHINE, 3),
+        (SCHEDULE, 1),
+        ("aws:cloudwatch/eventRule:EventRule", 2),
+        ("aws:cloudwatch/eventTarget:EventTarget", 2),
+        ("aws:cloudfront/distribution:Distribution", 1),
+        ("aws:wafv2/webAcl:WebAcl", 1),
+    ):
+        assert planned.count(typ) == count, typ
