@@ -109,8 +109,10 @@ class Database:
 
     def deadline(self) -> float:
         """When a request starting now must have its answer (monotonic clock)."""
-        deadline = time.monotonic() + self.settings.request_timeout_ms / 1000
-        if _invocation_ends is not None:
+        now = time.monotonic()
+        deadline = now + self.settings.request_timeout_ms / 1000
+        # An end already past belongs to an earlier invocation (Lambda would have stopped this one).
+        if _invocation_ends is not None and _invocation_ends > now:
             deadline = min(deadline, _invocation_ends - INVOCATION_RESERVE_S)
         return deadline
 
