@@ -232,3 +232,20 @@ def test_a_client_that_leaves_early_is_one_log_line_without_a_traceback(edge: tu
     assert len(lines) == 1 and lines[0].startswith(f"{REGION} POST /users - ")
     assert "Traceback" not in log_path.read_text(errors="replace")
     assert exchange(port, b"GET /health HTTP/1.1\r\n\r\n")[0] == 200
+
+
+def test_past_its_connection_limit_a_container_answers_429_at_once(edge: tuple[LocalApp, Path]) -> None:
+    from local.server import MAX_CONNECTIONS
+
+    port = port_of(edge[0])
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.5)  # every one accepted and waiting for its request line
+        status, headers, body = exchange(port, b"GET /health HTTP/1.1\r\n\r\n", timeout=5)
+        assert (status, json.loads(body)["error"]["code"]) == (429, "throttled")
+        assert headers["content-type"] == "application/json"
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.2)
+    assert exchange(port, b"GET /health HTTP/1.1\r\n\r\n")[0] == 200  # the slots are free again
