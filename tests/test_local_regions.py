@@ -306,3 +306,28 @@ def test_the_drill_names_the_step_that_failed(running_local: tuple[str, dict[str
     assert call(control, "GET", "/regions")[1]["regions"]["drill-b"]["state"] == "up"  # type: ignore[index]
     unreachable = drill(env, "--control", "http://127.0.0.1:9")
     assert unreachable.returncode == 1 and "no control endpoint at http://127.0.0.1:9" in unreachable.stdout
+
+
+def test_a_container_that_keeps_dying_is_replaced_with_a_pause(app: tuple[LocalApp, list[str]]) -> None:
+    """A crash loop must not become a fork loop: quick deaths in a row delay the next start."""
+    local, lines = app
+    seen = set(local.status()[A]["containers"])
+
+    def kill_newest() -> None:
+        containers = local.status()[A]["containers"]
+        newest = [pid for pid in containers if pid not in seen] or containers
+        seen.update(containers)
+        os.kill(newest[0], signal.SIGKILL)
+
+    for kills in range(1, 4):  # the newest container dies young each time
+        kill_newest()
+        wait_until(lambda: local.status()[A]["replaced"] == kills, what=f"replacement {kills}")  # noqa: B023
+        if "keeps dying" in lines[-1]:
+            break
+    assert re.search(r"it keeps dying, next replacement after \d+ s$", lines[-1]), lines
+    replaced = local.status()[A]["replaced"]
+    kill_newest()
+    time.sleep(1)
+    assert local.status()[A]["replaced"] == replaced  # still pausing
+    wait_until(lambda: local.status()[A]["replaced"] == replaced + 1, what="the replacement after the pause")
+    wait_until(lambda: healthy(local.urls[A]), what=f"{A} healthy again")
