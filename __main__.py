@@ -14,6 +14,7 @@ from components.identity import Identity, IdentityArgs
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
 from components.monitoring import ROUTE53_METRICS_REGION, MonitoredRegion, Monitoring, MonitoringArgs
 from components.regional_app import RegionalApp, RegionalAppArgs
+from components.smoke_check import SmokeCheck, SmokeCheckArgs
 from migrations.runner import load_migrations
 
 # Validated before anything is registered: a bad key fails here with the key's name and the fix.
@@ -85,7 +86,6 @@ pulumi.export("schemaVersion", schema.schema_version)
 artifacts = LambdaArtifacts(
     "users-api-lambda",
     LambdaArtifactsArgs(architecture=config.lambda_architecture, runtime=config.lambda_runtime),
-    opts=pulumi.ResourceOptions(providers=[command.Provider("local-command")]),
 )
 
 # One Cognito user pool for both regions, in the primary (pools are regional; API Gateway accepts a pool
@@ -132,6 +132,22 @@ apps = {
 }
 pulumi.export("invokeUrls", {region: app.invoke_url for region, app in apps.items()})
 
+# With smokeAfterDeploy, `pulumi up` ends with the acceptance checks against both regions.
+if config.smoke_after_deploy:
+    SmokeCheck(
+        "users-api-smoke",
+        SmokeCheckArgs(
+            invoke_urls=[app.invoke_url for app in apps.values()],
+            triggers=[artifacts.code_hash, artifacts.layer_hash, schema.schema_version],
+            user_pool_id=identity.user_pool_id if identity else None,
+            smoke_client_id=identity.smoke_client_id if identity else None,
+            aws_profile=config.aws_profile,
+            assume_role_arn=config.aws_assume_role_arn,
+            depends_on=list(apps.values()),
+        ),
+        opts=pulumi.ResourceOptions(providers=[command.Provider("local-command")]),
+    )
+
 # Health checks on each region's /health and, with a domain, latency records that leave a failed region.
 routing = GlobalRouting(
     "users-api-routing",
@@ -166,7 +182,7 @@ monitoring = Monitoring(
                 rest_api_name=app.function_name,  # RegionalApp names its REST API after its function
                 stage_name=app.stage_name,
                 health_check_id=routing.health_check_ids[region],
-                cluster_identifier={c.region: c.identifier for c in database.clusters}[region],
+                cluster_identifier=database.in_region(region).identifier,
             )
             for region, app in apps.items()
         ],

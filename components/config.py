@@ -87,6 +87,8 @@ class StackConfig:
     """IAM role assumed for every AWS call of the deployment, after the profile or ambient credentials."""
     manage_api_gateway_account: bool = True
     """Set each region's account-wide API Gateway CloudWatch role (retained when the stack is destroyed)."""
+    smoke_after_deploy: bool = False
+    """`pulumi up` runs the smoke checks against both regions once they are deployed (pulumi-command)."""
     auth_mode: str = "cognito"
     """cognito: one user pool, an authorizer on every API method but /health; none: an open API."""
     cdn: bool = False
@@ -132,6 +134,7 @@ KEYS: dict[str, str] = {
     "awsProfile": "aws_profile",
     "awsAssumeRoleArn": "aws_assume_role_arn",
     "manageApiGatewayAccount": "manage_api_gateway_account",
+    "smokeAfterDeploy": "smoke_after_deploy",
     "authMode": "auth_mode",
     "cdn": "cdn",
     "waf": "waf",
@@ -456,6 +459,7 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "awsProfile": _matching(AWS_PROFILE_NAME, "deploy (a profile name from your AWS config file)"),
     "awsAssumeRoleArn": _matching(IAM_ROLE_ARN, "arn:aws:iam::123456789012:role/users-api-deployer"),
     "manageApiGatewayAccount": _boolean,
+    "smokeAfterDeploy": _boolean,
     "authMode": _auth_mode,
     "cdn": _boolean,
     "waf": _boolean,

@@ -335,6 +335,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     auth.add_argument(
         "--issuer-file", type=Path, help="the local app's issuer file (default: its usual place)"
     )
+    auth.add_argument("--aws-profile", help="AWS profile for the Cognito admin calls (stack key awsProfile)")
+    auth.add_argument(
+        "--assume-role-arn", help="IAM role assumed for the Cognito admin calls (stack key awsAssumeRoleArn)"
+    )
     return parser.parse_args(argv)
 
 
@@ -390,7 +394,8 @@ def _bearer_token(
         else smoke_auth.cognito_from_outputs(outputs)
     )
     if target is not None:
-        with smoke_auth.throwaway_cognito_token(target, run_id) as cognito_token:
+        cognito = smoke_auth.cognito_client(target, args.aws_profile, args.assume_role_arn)
+        with smoke_auth.throwaway_cognito_token(target, run_id, cognito) as cognito_token:
             yield cognito_token, f"a throwaway admin user of {target.user_pool_id} (deleted at the end)"
         return
     if args.from_stack or (args.urls and args.issuer_file is None):

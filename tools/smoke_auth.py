@@ -70,15 +70,31 @@ def random_password(length: int = 32) -> str:
     return "".join(chars)
 
 
+def cognito_client(
+    target: CognitoTarget, profile: str | None = None, assume_role_arn: str | None = None
+) -> Any:
+    """A cognito-idp client of the pool's region, as the identity the deployment uses.
+
+    With neither setting, boto3's ambient credentials; otherwise the session the dynamic providers use
+    for the same stack keys (``awsProfile``, ``awsAssumeRoleArn``), so a smoke run after ``pulumi up``
+    acts as the identity that deployed.
+    """
+    if profile is None and assume_role_arn is None:
+        import boto3
+
+        return boto3.client("cognito-idp", region_name=target.region)
+    from components.dynamic.aws_session import AwsAccess, session
+
+    return session(AwsAccess(profile, assume_role_arn), target.region).client("cognito-idp")
+
+
 @contextlib.contextmanager
 def throwaway_cognito_token(target: CognitoTarget, run_id: str, cognito: Any = None) -> Iterator[str]:
     """An administrator's ID token for a user that exists only while the ``with`` block runs."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     if cognito is None:
-        import boto3
-
-        cognito = boto3.client("cognito-idp", region_name=target.region)
+        cognito = cognito_client(target)
     username = f"smoke-{run_id}@{EMAIL_DOMAIN}"
     pool = target.user_pool_id
     step = "AdminCreateUser"
