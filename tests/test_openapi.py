@@ -205,10 +205,19 @@ def fuzz_target(module_migrated_database_url: str, fuzz_issuer: LocalIssuer) -> 
 
 # A cursor is opaque: any string the pattern allows is schema-valid, yet only the server's own
 # next_cursor values are accepted. That one operation may answer schema-valid input with 400.
+# /users/me is the one profile of the token's owner, and the fuzzer's own DELETE removes it: its GET,
+# PATCH and DELETE can meet the documented 404 for a whole phase, which schemathesis would report as
+# "missing test data" depending on the order it happened to choose (seen: 1 run in 8). Every other
+# warning stays on for them (a 401 everywhere would still be reported as missing auth).
 SCHEMATHESIS_CONFIG = """
 [[operations]]
 include-operation-id = "listUsers"
 checks.positive_data_acceptance.expected-statuses = [200, 400]
+
+[[operations]]
+include-operation-id = ["getMyUser", "updateMyUser", "deleteMyUser"]
+warnings.display = ["missing_auth", "validation_mismatch", "low_valid_rate", "base_url_mismatch",
+                    "unsupported_regex", "rate_limited", "unused_openapi_auth", "method_not_allowed"]
 """
 
 
@@ -245,7 +254,7 @@ def test_fuzzer_finds_no_5xx_and_no_response_outside_the_document(
     # Run in tmp_path: schemathesis keeps a .schemathesis/ folder of state in its working directory.
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "No issues found" in result.stdout
+    assert "No issues found" in result.stdout, result.stdout[-6000:]
 
 
 # ----------------------------------------------------------------- authorization in the contract
