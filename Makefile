@@ -27,12 +27,17 @@ $(DEV_STAMP): requirements-dev.txt | $(PY)
 	$(UV_INSTALL) -r requirements-dev.txt
 	touch $@
 
-install-dev: $(DEV_STAMP)
+# The offline Amazon States Language validator (tests/test_state_machines.py), from its npm lock.
+ASL_STAMP := tests/asl/node_modules/.package-lock.json
+$(ASL_STAMP): tests/asl/package-lock.json
+	npm ci --prefix tests/asl --no-audit --no-fund --silent
+
+install-dev: $(DEV_STAMP) $(ASL_STAMP)
 
 dev: $(LOCAL_STAMP)
 	$(PY) -m local $(if $(PORTS),--ports '$(PORTS)')
 
-test: lint typecheck $(DEV_STAMP)
+test: lint typecheck $(DEV_STAMP) $(ASL_STAMP)
 	$(PY) -m pytest
 
 lint: $(DEV_STAMP)
@@ -66,4 +71,4 @@ bench-coldstart: $(DEV_STAMP)
 	$(PY) benchmarks/coldstart_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache tests/asl/node_modules
