@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from benchmarks.machine import cpu_model  # noqa: E402
 from local.postgres import LocalPostgres, scratch_database  # noqa: E402
 from scripts.build_artifacts import (  # noqa: E402
     HANDLER_DIR,
@@ -150,16 +151,6 @@ def configured_runtime(stack: str) -> str:
         config = yaml.safe_load(stack_file.read_text()).get("config") or {}
         runtime = str(config.get(f"{project['name']}:lambdaRuntime", runtime))
     return runtime
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load_average() -> str:
