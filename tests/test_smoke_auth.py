@@ -185,14 +185,20 @@ def test_from_stack_signs_a_throwaway_user_in_through_the_stacks_smoke_client(
         "userPoolSmokeClientId": "smokeclient",
     }
     used: list[smoke_auth.CognitoTarget] = []
+    clients: list[Any] = []
 
     @contextlib.contextmanager
-    def fake_throwaway(target: smoke_auth.CognitoTarget, run_id: str) -> Iterator[str]:
+    def fake_throwaway(target: smoke_auth.CognitoTarget, run_id: str, cognito: Any = None) -> Iterator[str]:
         used.append(target)
+        clients.append(cognito)
         yield issuer.token(f"smoke-{run_id}", email=f"smoke-{run_id}@example.com", admin=True)
 
     monkeypatch.setattr(smoke, "stack_outputs", lambda stack: outputs)
     monkeypatch.setattr(smoke_auth, "throwaway_cognito_token", fake_throwaway)
     assert smoke.main(["--from-stack"]) == 0
     assert used == [smoke_auth.CognitoTarget("us-east-1_Pool1", "smokeclient")]
+    # A cognito-idp client of the pool's own region (the ambient identity: no awsProfile given).
+    assert [(c.meta.service_model.service_name, c.meta.region_name) for c in clients] == [
+        ("cognito-idp", "us-east-1")
+    ]
     assert "a throwaway admin user of us-east-1_Pool1" in capsys.readouterr().out
