@@ -67,8 +67,9 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def post_user(port: int, email: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def post_user(port: int, email: str, timeout: float = 10) -> int:
+    """POST /users; the status, or 0 when no answer came (then the create is not acknowledged)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         body = json.dumps({"name": "Durability", "email": email})
         conn.request("POST", "/users", body=body, headers={"Content-Type": "application/json"})
