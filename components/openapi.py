@@ -46,18 +46,23 @@ VALIDATORS = {
 }
 
 # API Gateway answers these itself, before the function runs: give them the handler's error shape
-# ({"error": {"code", "message"}}) instead of API Gateway's {"message": ...}.
+# ({"error": {"code", "message"}}) instead of API Gateway's {"message": ...}. A gateway-response template
+# is plain substitution, not VTL: nothing escapes a value, so a message variable goes in only in its
+# quoted form, ``$context.error.messageString`` (the JSON string of ``$context.error.message``). The
+# validation detail (``validationErrorString``) has no quoted form and holds double quotes, so it stays
+# out of the body; its message says which part (body or parameters) was refused.
+MESSAGE = "$context.error.messageString"
 _GATEWAY_ERRORS = {
-    "BAD_REQUEST_BODY": (400, "validation_failed", "$context.error.validationErrorString"),
-    "BAD_REQUEST_PARAMETERS": (400, "validation_failed", "$context.error.validationErrorString"),
+    "BAD_REQUEST_BODY": (400, "validation_failed", MESSAGE),
+    "BAD_REQUEST_PARAMETERS": (400, "validation_failed", MESSAGE),
     # A path or method the document does not define reaches API Gateway as a missing-token error.
     "MISSING_AUTHENTICATION_TOKEN": (404, "not_found", "no such route"),
     # The Cognito authorizer: no token, a malformed, expired or foreign one (the message says which).
-    "UNAUTHORIZED": (401, "unauthorized", "$context.error.message"),
-    "ACCESS_DENIED": (403, "forbidden", "$context.error.message"),
+    "UNAUTHORIZED": (401, "unauthorized", MESSAGE),
+    "ACCESS_DENIED": (403, "forbidden", MESSAGE),
     "THROTTLED": (429, "throttled", "too many requests; retry with backoff"),
-    "DEFAULT_4XX": (None, "bad_request", "$context.error.message"),
-    "DEFAULT_5XX": (None, "internal_error", "$context.error.message"),
+    "DEFAULT_4XX": (None, "bad_request", MESSAGE),
+    "DEFAULT_5XX": (None, "internal_error", MESSAGE),
 }
 
 
@@ -128,8 +133,9 @@ def _gateway_responses(cors_allow_origins: Sequence[str]) -> dict[str, Any]:
     responses = {}
     cors = cors_response_parameters(cors_allow_origins)
     for kind, (status, code, message) in _GATEWAY_ERRORS.items():
+        # The quoted variable stands where a JSON string would: the body is valid JSON whatever it says.
         body = json.dumps({"error": {"code": code, "message": "MESSAGE"}}).replace(
-            '"MESSAGE"', f'"{message}"' if message.startswith("$") else json.dumps(message)
+            '"MESSAGE"', message if message == MESSAGE else json.dumps(message)
         )
         response: dict[str, Any] = {"responseTemplates": {"application/json": body}}
         if status is not None:
