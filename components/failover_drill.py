@@ -46,6 +46,7 @@ from components.step_functions import (
     invoker_role,
     policy_document,
     sdk_task,
+    sns_subject,
 )
 
 UPDATE_HEALTH_CHECK = sdk_task("route53", "UpdateHealthCheck")
@@ -100,7 +101,7 @@ def drill_definition(
             "Resource": SNS_PUBLISH,
             "Arguments": {
                 "TopicArn": topic_arn,
-                "Subject": "{% $substring('" + subject + " ' & $target, 0, 100) %}",
+                "Subject": sns_subject(f"'{subject} ' & $target"),
                 "Message": "{% " + message + " & '\\nExecution: ' & $states.context.Execution.Id %}",
             },
             "Retry": RETRY_TRANSIENT,

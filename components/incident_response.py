@@ -42,6 +42,7 @@ from components.step_functions import (
     invoker_role,
     policy_document,
     sdk_task,
+    sns_subject,
 )
 
 GET_HEALTH_CHECK_STATUS = sdk_task("route53", "GetHealthCheckStatus")
@@ -159,8 +160,7 @@ def runbook_definition(
             "Resource": SNS_PUBLISH,
             "Arguments": {
                 "TopicArn": topic_arn,
-                # SNS subjects: at most 100 printable ASCII characters.
-                "Subject": "{% $substring('[' & $state & '] ' & $alarm, 0, 100) %}",
+                "Subject": sns_subject("'[' & $state & '] ' & $alarm"),
                 "Message": _message(dashboard_url),
             },
             "Retry": RETRY_TRANSIENT,

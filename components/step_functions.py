@@ -24,6 +24,8 @@ import pulumi
 import pulumi_aws as aws
 
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
+# SNS Publish: a Subject "must be less than 100 characters long" (SNS API reference, Publish).
+SNS_SUBJECT_MAX = 99
 # Retry a task's throttling and transient service errors, never for long: a runbook that waits minutes
 # to page is a runbook that failed.
 RETRY_TRANSIENT: list[dict[str, Any]] = [
@@ -34,6 +36,11 @@ RETRY_TRANSIENT: list[dict[str, Any]] = [
 def sdk_task(service: str, api_action: str) -> str:
     """The Resource of an AWS SDK integration task, e.g. sdk_task("route53", "TestDNSAnswer")."""
     return f"arn:aws:states:::aws-sdk:{service}:{api_action[0].lower()}{api_action[1:]}"
+
+
+def sns_subject(expression: str) -> str:
+    """JSONata for an SNS Subject from a string expression, cut to what SNS accepts."""
+    return f"{{% $substring({expression}, 0, {SNS_SUBJECT_MAX}) %}}"
 
 
 def iam_action(resource: str) -> str:

@@ -295,3 +295,14 @@ def test_any_other_alarm_is_published_without_reading_route53(tmp_path: Path) ->
         [message] = published(outcome)
         assert message["Subject"] == f"[OK] {name}"
         assert "went from ALARM to OK" in message["Message"] and "health checks" not in message["Message"]
+
+
+def test_subjects_stay_under_sns_limit_for_the_longest_alarm_name(tmp_path: Path) -> None:
+    """SNS refuses a Subject of 100 characters or more; CloudWatch alarm names may have 255."""
+    name = "a" * 255
+    outcome = run(
+        runbook(with_health=False), {"input": alarm_event(name), "answers": {SNS_PUBLISH: [{}]}}, tmp_path
+    )
+    [message] = published(outcome)
+    assert message["Subject"] == f"[ALARM] {name}"[:99]
+    assert len(message["Subject"]) < 100
