@@ -152,7 +152,12 @@ REQUIRED = ("primaryRegion", "secondaryRegion", "witnessRegion")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)  # fmt: skip
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+# Key ARNs only: DSQL reports the key's ARN back (GetCluster encryptionDetails), so an alias ARN would
+# read as drift on every refresh and plan an UpdateCluster on every `up` (docs/dsql-cluster.md).
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/[A-Za-z0-9-]+$")
+_KMS_ALIAS_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:alias/(?P<alias>[A-Za-z0-9/_-]+)$"
+)
 # arn:<partition>:iam::<account>:role/<optional path/>name (IAM allows [\w+=,.@-] in names and paths).
 # Shared with the dynamic providers, so a value the program accepts is one their configure() accepts.
 IAM_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
@@ -394,10 +399,18 @@ def _kms_keys(key: str, value: str, project: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     for arn in _json_list(key, value, project):
         match = _KMS_KEY_ARN.match(arn.strip())
+        alias = _KMS_ALIAS_ARN.match(arn.strip())
+        if alias:
+            raise ConfigError(
+                f"{project}:{key} item {arn!r} is an alias ARN; DSQL reports the key's own ARN back, so an "
+                "alias would show as drift on every refresh and plan a cluster update on every `up`. Give the "
+                f"key ARN: aws kms describe-key --key-id alias/{alias['alias']} --region {alias['region']} "
+                "--query KeyMetadata.Arn --output text"
+            )
         if not match:
             raise ConfigError(
                 f"{project}:{key} item {arn!r} is not a KMS key ARN; expected "
-                "arn:aws:kms:<region>:<account>:key/<key id> (or :alias/<name>), one per application region"
+                "arn:aws:kms:<region>:<account>:key/<key id>, one per application region"
             )
         region = match["region"]
         if region in keys:
