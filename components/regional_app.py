@@ -42,6 +42,7 @@ from pulumi import Output, ResourceOptions
 
 from components.config import PROJECT, StackConfig
 from components.dynamic.iam_grant import IamRoleGrant
+from components.dynamic.published_version import PublishedVersion
 from components.lambda_artifact import HANDLER_ENTRY_POINT, LambdaArtifacts
 from components.openapi import OPENAPI_DOCUMENT, api_gateway_body, load_document, render
 
@@ -372,6 +373,16 @@ class RegionalApp(pulumi.ComponentResource):
         )
         if not settings.lambda_snap_start:
             return _Target(function, None)
+        # The AWS provider's create returns before the version it published is Active (SnapStart is
+        # still taking the snapshot); the alias waits for it, and everything that invokes the function
+        # (the API body, its deployment and stage, the permission, the smoke checks) follows the alias.
+        ready = PublishedVersion(
+            f"{name}-published-version",
+            function_name=function.name,
+            version=function.version,
+            region=args.region,
+            opts=ResourceOptions(parent=self),
+        )
         # With SnapStart, API Gateway invokes the alias of the latest published version ($LATEST would
         # never use the snapshot); its integration URI and the invoke permission both name the alias.
         live = aws.lambda_.Alias(
@@ -379,7 +390,7 @@ class RegionalApp(pulumi.ComponentResource):
             name=LIVE_ALIAS,
             description="The published version API Gateway invokes (SnapStart serves versions only)",
             function_name=function.name,
-            function_version=function.version,
+            function_version=ready.active_version,
             opts=ResourceOptions(parent=self),
         )
         return _Target(function, live)

@@ -159,6 +159,8 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
             # publish=True makes a numbered version; otherwise Lambda reports $LATEST.
             "version": "1" if inputs.get("publish") else "$LATEST",
         }
+    if typ == "pulumi-python:dynamic/lambda:PublishedVersion":
+        return {"state": "Active", "active_version": inputs.get("version")}  # after the wait
     if typ == "aws:lambda/alias:Alias":
         arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{inputs.get('functionName')}:{inputs.get('name')}"
         return {
