@@ -490,6 +490,21 @@ def load_config() -> StackConfig:
     """
     import pulumi
 
+    check_stack_name(pulumi.get_stack())
     config = pulumi.Config(PROJECT)
     raw = {key: value for key in KEYS if (value := config.get(key)) is not None}
     return parse_config(raw)
+
+
+# Pulumi accepts letters, digits, "-", "_" and "." in a stack name; the physical names made from it must
+# be valid for every service: Lambda function names and Scheduler schedule names allow no "."
+# (botocore's patterns), and components/naming.py fits the length.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_stack_name(stack: str) -> None:
+    if not _STACK_NAME.match(stack):
+        raise ConfigError(
+            f"stack name {stack!r} cannot name this project's resources: Lambda function and schedule names "
+            "allow only letters, digits, '-' and '_'. Rename it: `pulumi stack rename <new name>`"
+        )

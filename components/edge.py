@@ -31,6 +31,7 @@ import pulumi_aws as aws
 
 from components.config import PROJECT
 from components.global_routing import validation_record_for
+from components.naming import WEB_ACL_NAME_MAX, stack_name
 
 # AWS managed policies have fixed ids (CloudFront Developer Guide: "Use managed cache policies" and
 # "Use managed origin request policies").
@@ -193,7 +194,7 @@ class Edge(pulumi.ComponentResource):
         """A CloudFront-scope web ACL: a per-IP rate limit first (the cheapest test), then AWS managed
         rule groups with their own actions (override none)."""
         waf = aws.wafv2
-        acl_name = f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
+        acl_name = stack_name(name, WEB_ACL_NAME_MAX)
 
         def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
             return waf.WebAclRuleVisibilityConfigArgs(

@@ -37,6 +37,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT
+from components.naming import SCHEDULE_NAME_MAX, stack_name
 from components.step_functions import (
     RETRY_TRANSIENT,
     SNS_PUBLISH,
@@ -383,7 +384,7 @@ class FailoverDrill(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PROJECT}:ops:FailoverDrill", name, None, opts)
         here = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        aws_name = f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
+        aws_name = stack_name(name, SCHEDULE_NAME_MAX)  # fits the state machine's 80 too
         resolved = pulumi.Output.all(args.topic_arn, pulumi.Output.all(**dict(args.health_check_ids)))
 
         def definition(values: list[Any]) -> str:

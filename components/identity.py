@@ -34,6 +34,7 @@ import pulumi_aws as aws
 from pulumi import ResourceOptions
 
 from components.config import PROJECT
+from components.naming import USER_POOL_NAME_MAX, stack_name
 
 ADMINS_GROUP = "admins"
 # The only flows a browser or mobile app needs: SRP never sends the password; refresh renews tokens.
@@ -129,7 +130,7 @@ class Identity(pulumi.ComponentResource):
     def _user_pool(self, name: str, args: IdentityArgs) -> aws.cognito.UserPool:
         return aws.cognito.UserPool(
             f"{name}-pool",
-            name=args.pool_name or f"{pulumi.get_project()}-{pulumi.get_stack()}-users",
+            name=args.pool_name or stack_name("users", USER_POOL_NAME_MAX),
             user_pool_tier=USER_POOL_TIER,
             username_attributes=["email"],
             # "Ann@Example.com" and "ann@example.com" are one user (fixed at creation).

@@ -44,6 +44,7 @@ from components.config import PROJECT, StackConfig
 from components.dynamic.iam_grant import IamRoleGrant
 from components.dynamic.published_version import PublishedVersion
 from components.lambda_artifact import HANDLER_ENTRY_POINT, LambdaArtifacts
+from components.naming import LAMBDA_FUNCTION_NAME_MAX, stack_name
 from components.openapi import OPENAPI_DOCUMENT, api_gateway_body, load_document, render
 
 DB_ROLE = "users_api"  # created by migrations/0003_create_app_role.sql
@@ -253,7 +254,7 @@ class RegionalApp(pulumi.ComponentResource):
         check_args(args)
         self.region = args.region
         tags = {**args.tags, "region": args.region}
-        function_name = args.function_name or f"{pulumi.get_project()}-{pulumi.get_stack()}-{args.region}"
+        function_name = args.function_name or stack_name(args.region, LAMBDA_FUNCTION_NAME_MAX)
 
         identity = self._identity(name, args, function_name, tags)
         target = self._function(name, args, function_name, identity, tags)

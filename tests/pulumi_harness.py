@@ -254,12 +254,15 @@ def run_program(
     program: Callable[[], object] | None = None,
     preview: bool = False,
     unknown_outputs_of: set[str] | None = None,
+    stack_name: str | None = None,
 ) -> ProgramRun:
     """Run __main__.py (or ``program``, e.g. one component) under mocks with the stack's config,
     changed by ``overrides`` (a None value removes the key); ``preview`` as ``pulumi preview`` would
     (of a new stack, or, with ``unknown_outputs_of``, of a deployed stack where only resources of those
-    types have outputs the preview cannot know)."""
+    types have outputs the preview cannot know). ``stack_name`` runs the stack file's config under another
+    stack name (names derived from it, e.g. the longest one accepted)."""
     config = stack_config(stack)
+    stack = stack_name or stack
     for key, value in (overrides or {}).items():
         if value is None:
             config.pop(key, None)
