@@ -72,7 +72,8 @@ _USER_POOL_ARN = re.compile(
     r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[a-z0-9-]+_[0-9A-Za-z]+$"
 )
 # What the function exposes to a browser (handler/app.py); gateway responses expose the same.
-CORS_EXPOSE_HEADERS = "Location, Retry-After"
+SERVED_REGION_HEADER = "X-Served-Region"  # as handler/app.py
+CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}"
 
 
 class OpenApiError(ValueError):
@@ -129,9 +130,13 @@ def cors_response_parameters(cors_allow_origins: Sequence[str]) -> dict[str, str
     }
 
 
-def _gateway_responses(cors_allow_origins: Sequence[str]) -> dict[str, Any]:
+def _gateway_responses(cors_allow_origins: Sequence[str], region: str) -> dict[str, Any]:
     responses = {}
-    cors = cors_response_parameters(cors_allow_origins)
+    # API Gateway's own answers name the serving region too, as the function's do (handler/app.py).
+    cors = {
+        **cors_response_parameters(cors_allow_origins),
+        f"gatewayresponse.header.{SERVED_REGION_HEADER}": f"'{region}'",
+    }
     for kind, (status, code, message) in _GATEWAY_ERRORS.items():
         # The quoted variable stands where a JSON string would: the body is valid JSON whatever it says.
         body = json.dumps({"error": {"code": code, "message": "MESSAGE"}}).replace(
@@ -247,7 +252,9 @@ def api_gateway_body(
             "body-and-params" if _has_body(operation) else "params-only"
         )
     body["x-amazon-apigateway-request-validators"] = copy.deepcopy(VALIDATORS)
-    body["x-amazon-apigateway-gateway-responses"] = _gateway_responses(cors_allow_origins)
+    # arn:<partition>:apigateway:<region>:lambda:path/...: the region this API serves from.
+    region = invoke_arn.split(":")[3]
+    body["x-amazon-apigateway-gateway-responses"] = _gateway_responses(cors_allow_origins, region)
     return body
 
 

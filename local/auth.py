@@ -59,7 +59,8 @@ UNAUTHORIZED_HEADERS = {
     "WWW-Authenticate": "Bearer",
     "x-amzn-ErrorType": "UnauthorizedException",
 }
-CORS_EXPOSE_HEADERS = "Location, Retry-After"
+SERVED_REGION_HEADER = "X-Served-Region"  # as handler/app.py (not imported: the handler loads later)
+CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}"
 OPEN_PATHS = frozenset({"/health"})
 
 

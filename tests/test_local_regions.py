@@ -331,3 +331,30 @@ def test_a_container_that_keeps_dying_is_replaced_with_a_pause(app: tuple[LocalA
     assert local.status()[A]["replaced"] == replaced  # still pausing
     wait_until(lambda: local.status()[A]["replaced"] == replaced + 1, what="the replacement after the pause")
     wait_until(lambda: healthy(local.urls[A]), what=f"{A} healthy again")
+
+
+def test_every_answer_names_the_region_that_served_it(app: tuple[LocalApp, list[str]]) -> None:
+    """The function's answers, the edge's own (an unknown route, a bad request line) and the preflight
+    all carry X-Served-Region, as the deployed API's answers and gateway responses do."""
+    local, _ = app
+    for region in (A, B):
+        port = int(local.urls[region].rpartition(":")[2])
+        for method, path in (
+            ("GET", "/health"),
+            ("GET", "/users"),
+            ("GET", "/nowhere"),
+            ("OPTIONS", "/users"),
+        ):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request(method, path)
+                response = conn.getresponse()
+                response.read()
+                assert response.getheader("X-Served-Region") == region, (
+                    region,
+                    method,
+                    path,
+                    response.status,
+                )
+            finally:
+                conn.close()

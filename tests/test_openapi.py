@@ -429,3 +429,14 @@ def test_gateway_error_bodies_stay_valid_json_whatever_the_message(
         assert set(decoded["error"]) == {"code", "message"}, kind
         if "$context.error" in template:
             assert decoded["error"]["message"] == message, kind
+
+
+def test_gateway_responses_name_the_region_of_the_api(spec: dict[str, Any]) -> None:
+    """API Gateway's own answers (401, 403, 404, 429, 5xx) name the serving region like the function's."""
+    east_2 = INVOKE_ARN.replace("us-east-1", "us-east-2")
+    for arn, region in ((INVOKE_ARN, "us-east-1"), (east_2, "us-east-2")):
+        body = api_gateway_body(spec, arn, user_pool_arn=POOL_ARN)
+        for kind, response in body["x-amazon-apigateway-gateway-responses"].items():
+            assert (
+                response["responseParameters"]["gatewayresponse.header.X-Served-Region"] == f"'{region}'"
+            ), kind
