@@ -91,17 +91,36 @@ def drill_definition(
     topic_arn: str,
     timing: DrillTiming,
 ) -> dict[str, Any]:
-    """The drill's Amazon States Language definition (JSONata)."""
+    """The drill's Amazon States Language definition (JSONata): pick, baseline, drill, restore, report."""
     regions = sorted(health_check_ids)
-    everyone = ",".join(regions)
     ask = {"HostedZoneId": hosted_zone_id, "RecordName": regions_record_name, "RecordType": "TXT"}
+    reports = _Reports(topic_arn)
+    return {
+        "Comment": "Failover drill: invert one region's health check, see Route 53 answer without it, restore",
+        "QueryLanguage": "JSONata",
+        "StartAt": "PickRegion",
+        "States": {
+            **_pick_region(health_check_ids),
+            **_baseline(ask, regions, reports),
+            **_drill(ask, timing),
+            **_restore(ask, regions, timing, reports),
+            **_outcomes(regions, reports),
+        },
+    }
 
-    def report(subject: str, message: str, then: str) -> dict[str, Any]:
+
+class _Reports:
+    """The drill's SNS reports (to the stack's alarm topic) and the restore task, shared by its steps."""
+
+    def __init__(self, topic_arn: str) -> None:
+        self.topic_arn = topic_arn
+
+    def report(self, subject: str, message: str, then: str) -> dict[str, Any]:
         return {
             "Type": "Task",
             "Resource": SNS_PUBLISH,
             "Arguments": {
-                "TopicArn": topic_arn,
+                "TopicArn": self.topic_arn,
                 "Subject": sns_subject(f"'{subject} ' & $target"),
                 "Message": "{% " + message + " & '\\nExecution: ' & $states.context.Execution.Id %}",
             },
@@ -110,6 +129,7 @@ def drill_definition(
             "Next": then,
         }
 
+    @staticmethod
     def restore(then: str) -> dict[str, Any]:
         return {
             "Type": "Task",
@@ -127,7 +147,11 @@ def drill_definition(
             "Next": then,
         }
 
-    states: dict[str, Any] = {
+
+def _pick_region(health_check_ids: Mapping[str, str]) -> dict[str, Any]:
+    """The input's region selects its health check; an unknown region fails before anything changes."""
+    regions = sorted(health_check_ids)
+    return {
         "PickRegion": {
             "Type": "Choice",
             "Choices": [
@@ -139,7 +163,7 @@ def drill_definition(
         "UnknownRegion": {
             "Type": "Fail",
             "Error": "UnknownRegion",
-            "Cause": f'The input\'s region must be one of {everyone}, e.g. {{"region": "{regions[-1]}"}}',
+            "Cause": f'The input\'s region must be one of {",".join(regions)}, e.g. {{"region": "{regions[-1]}"}}',
         },
         **{
             f"Target {region}": {
@@ -155,10 +179,17 @@ def drill_definition(
             }
             for region, health_check_id in sorted(health_check_ids.items())
         },
+    }
+
+
+def _baseline(ask: Mapping[str, str], regions: list[str], reports: _Reports) -> dict[str, Any]:
+    """Refuse unless every region is answered: never take a region down while another is down."""
+    everyone = ",".join(regions)
+    return {
         "CheckBaseline": {
             "Type": "Task",
             "Resource": TEST_DNS_ANSWER,
-            "Arguments": ask,
+            "Arguments": dict(ask),
             "Retry": RETRY_TRANSIENT,
             "Assign": {"answered": _answer("$states.result")},
             "Catch": [
@@ -175,13 +206,19 @@ def drill_definition(
             "Choices": [{"Condition": f"{{% $answered = '{everyone}' %}}", "Next": "Drill"}],
             "Default": "ReportRefused",
         },
-        "ReportRefused": report(
+        "ReportRefused": reports.report(
             "Failover drill refused for",
             f"'The failover drill of ' & $target & ' did not start: Route 53 answers ' & $answered & ' instead "
             f"of {everyone} (a region is already out, or another drill runs). Nothing was changed.'",
             "Refused",
         ),
         "Refused": {"Type": "Fail", "Error": "BaselineNotHealthy", "Cause": "Not every region was answered"},
+    }
+
+
+def _drill(ask: Mapping[str, str], timing: DrillTiming) -> dict[str, Any]:
+    """Invert and watch, inside one Parallel state whose Catch restores on any failure."""
+    return {
         "Drill": {
             "Type": "Parallel",
             "Branches": [_outage_branch(ask, timing)],
@@ -196,12 +233,21 @@ def drill_definition(
             ],
             "Next": "Restore",
         },
-        "Restore": restore("WaitForRestore"),
+    }
+
+
+def _restore(
+    ask: Mapping[str, str], regions: list[str], timing: DrillTiming, reports: _Reports
+) -> dict[str, Any]:
+    """Restore the health check (also after a failed drill), then watch every region come back."""
+    everyone = ",".join(regions)
+    return {
+        "Restore": reports.restore("WaitForRestore"),
         "WaitForRestore": {"Type": "Wait", "Seconds": timing.poll_seconds, "Next": "CheckRestore"},
         "CheckRestore": {
             "Type": "Task",
             "Resource": TEST_DNS_ANSWER,
-            "Arguments": ask,
+            "Arguments": dict(ask),
             "Retry": RETRY_TRANSIENT,
             "Assign": {"answered": _answer("$states.result"), "restorePolls": "{% $restorePolls + 1 %}"},
             "Catch": [
@@ -221,7 +267,14 @@ def drill_definition(
             ],
             "Default": "ReportRestoreNotSeen",
         },
-        "ReportSuccess": report(
+        "RestoreAfterFailure": reports.restore("ReportDrillFailed"),
+    }
+
+
+def _outcomes(regions: list[str], reports: _Reports) -> dict[str, Any]:
+    """What the on-call reads, and the end state of each outcome."""
+    return {
+        "ReportSuccess": reports.report(
             "Failover drill passed for",
             "'Failover drill of ' & $target & ': Route 53 answered with ' & $others & ' only, '"
             " & $string($failoverSeconds) & ' s after the health check was inverted; every region was answered"
@@ -229,15 +282,14 @@ def drill_definition(
             "Passed",
         ),
         "Passed": {"Type": "Succeed"},
-        "ReportRestoreNotSeen": report(
+        "ReportRestoreNotSeen": reports.report(
             "Failover drill: restore not seen for",
             "'Failover drill of ' & $target & ': the health check was restored (Inverted=false), but Route 53"
             " still answers ' & $answered & '. Check the health check ' & $healthCheckId & ' in the console.'",
             "RestoreNotSeen",
         ),
         "RestoreNotSeen": {"Type": "Fail", "Error": "RestoreNotSeen", "Cause": "Not every region answered"},
-        "RestoreAfterFailure": restore("ReportDrillFailed"),
-        "ReportDrillFailed": report(
+        "ReportDrillFailed": reports.report(
             "Failover drill FAILED for",
             "'Failover drill of ' & $target & ' failed: ' & $drillError & '. The health check was restored"
             " (Inverted=false).'",
@@ -248,7 +300,7 @@ def drill_definition(
             "Error": "DrillFailed",
             "Cause": "Route 53 did not fail over in time",
         },
-        "ReportRestoreFailed": report(
+        "ReportRestoreFailed": reports.report(
             "RESTORE FAILED: failover drill of",
             "'RESTORE FAILED: the health check ' & $healthCheckId & ' of ' & $target & ' is still inverted, so"
             " Route 53 keeps the region out: ' & $restoreError & '. Restore it now: aws route53"
@@ -261,12 +313,6 @@ def drill_definition(
             "Cause": "The health check is still inverted",
         },
         "ReportNotSent": {"Type": "Fail", "Error": "ReportNotSent", "Cause": "Publishing the report failed"},
-    }
-    return {
-        "Comment": "Failover drill: invert one region's health check, see Route 53 answer without it, restore",
-        "QueryLanguage": "JSONata",
-        "StartAt": "PickRegion",
-        "States": states,
     }
 
 
