@@ -358,3 +358,14 @@ def test_every_answer_names_the_region_that_served_it(app: tuple[LocalApp, list[
                 )
             finally:
                 conn.close()
+
+
+def test_the_drill_fails_an_answer_that_names_another_region_or_none() -> None:
+    from tools.drill import Drill, DrillFailure
+    from tools.smoke import Region, Reply
+
+    region = Region("us-east-2", "http://127.0.0.1:8002")
+    Drill.served_by(region, Reply(200, {}, "us-east-2"))
+    for named in ("us-east-1", None):
+        with pytest.raises(DrillFailure, match="in X-Served-Region, not us-east-2"):
+            Drill.served_by(region, Reply(200, {}, named))
