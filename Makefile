@@ -64,6 +64,8 @@ lock:
 	$(UV_COMPILE) --python-version 3.11 -c requirements-dev.txt requirements-local.in -o requirements-local.txt
 	$(UV_COMPILE) --python-version 3.12 --only-binary :all: -c requirements-dev.txt handler/requirements.in \
 	  -o handler/requirements.txt
+	$(UV_COMPILE) --python-version 3.12 --only-binary :all: -c requirements-dev.txt probe/requirements.in \
+	  -o probe/requirements.txt
 
 # Cold start as Lambda runs it (docs/handler.md): builds the artifacts for this machine, needs the
 # runtime's Python (3.12/3.13) and PostgreSQL's server binaries; prints figures, takes a few minutes.
