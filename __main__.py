@@ -13,6 +13,7 @@ from components.global_routing import GlobalRouting, GlobalRoutingArgs, Regional
 from components.identity import Identity, IdentityArgs
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
 from components.monitoring import ROUTE53_METRICS_REGION, MonitoredRegion, Monitoring, MonitoringArgs
+from components.probe_artifact import ProbeArtifacts
 from components.regional_app import RegionalApp, RegionalAppArgs
 from components.smoke_check import SmokeCheck, SmokeCheckArgs
 from migrations.runner import load_migrations
@@ -217,8 +218,18 @@ if config.cdn and config.domain_name and config.hosted_zone_id and routing.recor
     if edge.web_acl_arn is not None:
         pulumi.export("webAclArn", edge.web_acl_arn)
 
-# The failover drill needs the hosted zone (TestDNSAnswer); it reports to the primary region's topic.
-if config.hosted_zone_id and routing.regions_record_name:
+# The failover drill needs the hosted zone: its probe asks the zone's own name servers, then the domain
+# over HTTPS; it reports to the primary region's topic (docs/operations.md).
+if (
+    config.hosted_zone_id
+    and config.domain_name
+    and routing.regions_record_name
+    and routing.region_record_name
+):
+    probe_artifacts = ProbeArtifacts(
+        "drill-probe",
+        LambdaArtifactsArgs(architecture=config.lambda_architecture, runtime=config.lambda_runtime),
+    )
     drill = FailoverDrill(
         "users-api-drill",
         FailoverDrillArgs(
@@ -226,12 +237,17 @@ if config.hosted_zone_id and routing.regions_record_name:
             health_check_ids=routing.health_check_ids,
             hosted_zone_id=config.hosted_zone_id,
             regions_record_name=routing.regions_record_name,
+            region_record_name=routing.region_record_name,
+            domain=config.domain_name,
+            invoke_urls={region: app.invoke_url for region, app in apps.items()},
+            probe_artifacts=probe_artifacts,
             topic_arn=monitoring.topic_arns[config.primary_region],
             timing=DrillTiming.for_health_checks(
                 config.health_check_interval_seconds, config.health_check_failure_threshold
             ),
             scheduled_region=config.secondary_region,
             schedule=config.drill_schedule,
+            log_retention_days=config.log_retention_days,
         ),
     )
     pulumi.export("failoverDrillArn", drill.state_machine_arn)

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 # SNS Publish: a Subject "must be less than 100 characters long" (SNS API reference, Publish).
 SNS_SUBJECT_MAX = 99
 # Retry a task's throttling and transient service errors, never for long: a runbook that waits minutes
@@ -48,6 +49,8 @@ def iam_action(resource: str) -> str:
     sns:publish -> sns:Publish."""
     if resource == SNS_PUBLISH:
         return "sns:Publish"
+    if resource == LAMBDA_INVOKE:
+        return "lambda:InvokeFunction"
     prefix = "arn:aws:states:::aws-sdk:"
     if not resource.startswith(prefix):
         raise ValueError(f"{resource!r} is not an AWS SDK integration or sns:publish")
