@@ -108,17 +108,20 @@ def test_pool_deletion_protection_follows_the_stack(overrides: dict, stack: str,
     assert _pool(run).inputs["deletionProtection"] == expected
 
 
-def test_public_client_has_no_secret_and_exactly_srp_and_refresh(prod: ProgramRun) -> None:
+def test_public_client_has_no_secret_srp_only_and_rotating_refresh_tokens(prod: ProgramRun) -> None:
     pool = _pool(prod)
     client = _client(prod, "client").inputs
     assert client["userPoolId"] == pool.outputs["id"]
     assert client["generateSecret"] is False
-    assert client["explicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    # Rotation refuses REFRESH_TOKEN_AUTH: refreshes go through GetTokensFromRefreshToken.
+    assert client["explicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH"]
+    assert client["refreshTokenRotation"] == {"feature": "ENABLED", "retryGracePeriodSeconds": 10}
     assert client["preventUserExistenceErrors"] == "ENABLED"
     assert client["enableTokenRevocation"] is True
+    # 15 minutes by default: how long a removed admin or a disabled user keeps a token at most.
     assert (client["idTokenValidity"], client["accessTokenValidity"], client["refreshTokenValidity"]) == (
-        60,
-        60,
+        15,
+        15,
         30,
     )
     assert client["tokenValidityUnits"] == {
@@ -293,6 +296,11 @@ def test_component_options_self_sign_up_and_no_smoke_client() -> None:
     assert len(run.of_type(CLIENT)) == 1
     assert run.outputs["smoke"] is None
     assert run.outputs["issuer"] == f"https://cognito-idp.eu-west-1.amazonaws.com/{pool.outputs['id']}"
+
+
+def test_token_lifetime_comes_from_the_stack_config() -> None:
+    client = _client(run_program({"tokenValidityMinutes": "5"}), "client").inputs
+    assert (client["idTokenValidity"], client["accessTokenValidity"]) == (5, 5)
 
 
 @pytest.mark.parametrize(
