@@ -1,4 +1,4 @@
-"""docs/deployer-policy.json covers what the edge and operations parts declare: for each CloudFront
+"""The deployer's policies (bootstrap/policies/deployer-*.json) cover what the edge and operations parts declare: for each CloudFront
 distribution, WAF web ACL, state machine, EventBridge rule and target, and Scheduler schedule of the
 program with every option on, the API actions the AWS provider calls on it (from the Service
 Authorization Reference's action lists for those services), and passing each role only to the service
@@ -6,22 +6,21 @@ that assumes it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.iam_policy import allows
+from tests.iam_policy import allows, deployer_context, deployer_policy
 from tests.ops_mocks import run_ops_program
 from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered
 
-POLICY = json.loads((Path(__file__).resolve().parents[1] / "docs" / "deployer-policy.json").read_text())
-CONTEXT = {"aws:PrincipalAccount": ACCOUNT}
+POLICY = deployer_policy()
+CONTEXT = deployer_context(ACCOUNT)
 EVERYTHING = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "cdn": True, "waf": True,
               "drillSchedule": "rate(7 days)", "alarmEmail": "ops@example.com"}  # fmt: skip
 
-Need = list[tuple[str, str, dict[str, str]]]
+Need = list[tuple[str, str, dict[str, Any]]]
 
 
 def _each(actions: str, resource: str) -> Need:

@@ -15,8 +15,8 @@ from pulumi import ResourceOptions
 from components.config import ConfigError, parse_config
 from components.identity import ADMINS_GROUP, Identity, IdentityArgs
 from components.openapi import COGNITO_AUTHTYPE, operations
-from tests.iam_policy import allows
-from tests.pulumi_harness import ACCOUNT, ROOT, ProgramRun, Registered, run_program
+from tests.iam_policy import allows, deployer_context, deployer_policy
+from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered, run_program
 
 PRIMARY, SECONDARY = "us-east-1", "us-east-2"  # Pulumi.prod.yaml's application regions
 POOL = "aws:cognito/userPool:UserPool"
@@ -327,8 +327,8 @@ PROVIDER_CALLS = {
 
 
 def test_the_deployer_policy_allows_what_the_provider_does_for_the_pool(prod: ProgramRun) -> None:
-    policy = json.loads((ROOT / "docs" / "deployer-policy.json").read_text())
-    context = {"aws:PrincipalAccount": ACCOUNT}
+    policy = deployer_policy()
+    context = deployer_context(ACCOUNT)
     pool_arn = _pool(prod).outputs["arn"]
     denied = [
         (resource.typ, action)
@@ -343,4 +343,12 @@ def test_the_deployer_policy_allows_what_the_provider_does_for_the_pool(prod: Pr
     # Scoped to this account's user pools: another account's pool, or a user's actions, are refused.
     other = pool_arn.replace(ACCOUNT, "210987654321")
     assert not allows(policy, "cognito-idp:DeleteUserPool", other, context)
+    # ...and to this project's pools: one tagged for another project (or untagged) is refused, and groups
+    # only in the stack's own pool.
+    foreign = {**context, "aws:ResourceTag/project": "another-project"}
+    for action in ("DeleteUserPool", "UpdateUserPool", "CreateGroup", "UpdateGroup", "UpdateUserPoolClient"):
+        assert not allows(policy, f"cognito-idp:{action}", pool_arn, foreign)
+        assert not allows(policy, f"cognito-idp:{action}", pool_arn, {"aws:PrincipalAccount": ACCOUNT})
+    other_stack = {**context, "aws:ResourceTag/stack": "dev"}
+    assert not allows(policy, "cognito-idp:CreateGroup", pool_arn, other_stack)
     assert not allows(policy, "cognito-idp:AdminDeleteUser", pool_arn, context)
