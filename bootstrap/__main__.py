@@ -124,19 +124,20 @@ def parse_config(raw: dict[str, Any]) -> BootstrapConfig:
     )
 
 
+TEXT_KEYS = (
+    "githubRepository",
+    "githubDeployRef",
+    "githubEnvironment",
+    "appStack",
+    "domainName",
+    "hostedZoneId",
+)
+KEYS = (*TEXT_KEYS, "trustedPrincipalArns", "githubDeploy", "createGithubOidcProvider")
+
+
 def load_config() -> BootstrapConfig:
     config = pulumi.Config()
-    raw: dict[str, Any] = {
-        key: config.get(key)
-        for key in (
-            "githubRepository",
-            "githubDeployRef",
-            "githubEnvironment",
-            "appStack",
-            "domainName",
-            "hostedZoneId",
-        )
-    }
+    raw: dict[str, Any] = {key: config.get(key) for key in TEXT_KEYS}
     raw["trustedPrincipalArns"] = config.get_object("trustedPrincipalArns") or []
     raw["githubDeploy"] = config.get_bool("githubDeploy") or False
     raw["createGithubOidcProvider"] = config.get_bool("createGithubOidcProvider") or False

@@ -12,6 +12,7 @@ from unittest import mock
 
 import pulumi
 import pytest
+import yaml
 
 from components.config import IAM_POLICY_ARN
 from tests.iam_policy import (
@@ -223,3 +224,14 @@ def test_an_existing_oidc_provider_is_named_not_created() -> None:
 def test_bad_config_is_refused_with_the_key_and_the_fix(config: dict[str, Any], message: str) -> None:
     with pytest.raises(Exception, match=message):
         run_bootstrap(config)
+
+
+def test_every_declared_key_is_read_and_the_declared_defaults_are_the_codes() -> None:
+    module = runpy.run_path(str(PROGRAM), run_name="bootstrap_program")
+    declared = yaml.safe_load((ROOT / "bootstrap" / "Pulumi.yaml").read_text())["config"]
+    own = {key: d for key, d in declared.items() if ":" not in key}
+    assert set(own) == set(module["KEYS"])
+    assert all(d.get("description") and "default" in d for d in own.values())
+    minimal = {"trustedPrincipalArns": [OPERATORS]}
+    defaults = {key: d["default"] for key, d in own.items()}
+    assert module["parse_config"](minimal) == module["parse_config"]({**defaults, **minimal})
