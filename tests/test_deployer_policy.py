@@ -43,6 +43,7 @@ from tests.iam_policy import (
     allows,
     deployer_context,
     deployer_policy,
+    load_policy,
     required_permissions,
     wildcard,
 )
@@ -565,3 +566,23 @@ def test_roles_can_be_passed_only_to_the_services_that_use_them(program) -> None
     admin = f"arn:aws:iam::{ACCOUNT}:policy/AdministratorAccess"
     attach = {**CONTEXT, "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
     assert not allows(POLICY, "iam:AttachRolePolicy", role.outputs["arn"], attach), admin
+
+
+def test_the_previewer_reads_everything_the_provider_reads_and_nothing_else(program) -> None:
+    """bootstrap/policies/previewer.json: every read (Get/Describe/List, API Gateway GET) the AWS provider
+    makes for the program's resources, so `pulumi preview --refresh` works with the previewer role."""
+    previewer = load_policy(POLICY_DIR / "previewer.json")
+    reads = [
+        (r.typ, action, resource)
+        for r in program
+        if r.typ in NEEDS
+        for action, resource, extra in NEEDS[r.typ](r)
+        if action.split(":")[1].startswith(("Get", "Describe", "List")) or action == "apigateway:GET"
+    ]
+    assert len(reads) > 50
+    assert [
+        read for read in reads if not allows(previewer, read[1], read[2], {"aws:PrincipalAccount": ACCOUNT})
+    ] == []
+    assert not allows(
+        previewer, "dsql:DbConnectAdmin", f"arn:aws:dsql:us-east-1:{ACCOUNT}:cluster/x", CONTEXT
+    )

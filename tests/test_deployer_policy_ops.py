@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.iam_policy import allows, deployer_context, deployer_policy
+from tests.iam_policy import POLICY_DIR, allows, deployer_context, deployer_policy, load_policy
 from tests.ops_mocks import run_ops_program
 from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered
 
@@ -131,3 +131,16 @@ def test_roles_go_only_to_the_service_that_assumes_them(program: ProgramRun) -> 
     assert not allows(POLICY, "states:UpdateStateMachine", foreign, CONTEXT)
     other_acl = f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/someone-else/abc"
     assert not allows(POLICY, "wafv2:UpdateWebACL", other_acl, CONTEXT)
+
+
+def test_the_previewer_reads_what_the_provider_reads_of_these_parts(program: ProgramRun) -> None:
+    previewer = load_policy(POLICY_DIR / "previewer.json")
+    reads = [
+        (action, resource)
+        for r in program.resources
+        if r.typ in NEEDS
+        for action, resource, _ in NEEDS[r.typ](r)
+        if action.split(":")[1].startswith(("Get", "Describe", "List"))
+    ]
+    assert len(reads) > 10
+    assert [read for read in reads if not allows(previewer, *read, {"aws:PrincipalAccount": ACCOUNT})] == []

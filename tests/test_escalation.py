@@ -247,9 +247,12 @@ def test_the_smoke_identity_reaches_only_the_stacks_pool() -> None:
 
 
 def test_the_previewer_only_reads() -> None:
-    [statement] = PREVIEWER["Statement"]
-    verbs = {action.split(":")[1] for action in statement["Action"]}
+    verbs = {action.split(":")[1] for statement in PREVIEWER["Statement"] for action in statement["Action"]}
     assert all(verb.startswith(("Get", "Describe", "List")) or verb == "GET" for verb in verbs), verbs
+    assert all(
+        statement["Effect"] == "Allow" and "Condition" not in statement
+        for statement in PREVIEWER["Statement"]
+    )
     for action, resource in [
         ("dsql:DbConnectAdmin", "*"),
         ("dsql:DbConnect", "*"),
