@@ -4,6 +4,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 
+from components.boundary import register_boundary
 from components.config import load_config
 from components.dsql_cluster import DsqlMultiRegionCluster, DsqlMultiRegionClusterArgs
 from components.dynamic.migration import SchemaMigration
@@ -21,6 +22,8 @@ from migrations.runner import load_migrations
 # Validated before anything is registered: a bad key fails here with the key's name and the fix.
 config = load_config()
 tags = {"project": pulumi.get_project(), "stack": pulumi.get_stack(), **config.tags}
+# Before the first resource: every IAM role of the stack, in any component, carries the boundary.
+register_boundary(config.permissions_boundary_arn)
 
 
 def regional_provider(region: str) -> aws.Provider:
@@ -94,7 +97,11 @@ artifacts = LambdaArtifacts(
 identity = (
     Identity(
         "users-identity",
-        IdentityArgs(region=config.primary_region, deletion_protection=config.deletion_protection),
+        IdentityArgs(
+            region=config.primary_region,
+            deletion_protection=config.deletion_protection,
+            token_validity_minutes=config.token_validity_minutes,
+        ),
         opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
     )
     if config.auth_mode == "cognito"

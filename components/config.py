@@ -99,6 +99,10 @@ class StackConfig:
     """Requests one client IP may send in 5 minutes before WAF blocks it (with waf)."""
     drill_schedule: str | None = None
     """EventBridge Scheduler expression that runs the failover drill; None schedules none."""
+    token_validity_minutes: int = 15
+    """Lifetime of the public client's ID and access tokens: how long a removed admin keeps power."""
+    permissions_boundary_arn: str | None = None
+    """Managed policy every IAM role of the stack carries as its permissions boundary (bootstrap/)."""
 
     @property
     def app_regions(self) -> tuple[str, str]:
@@ -140,6 +144,8 @@ KEYS: dict[str, str] = {
     "waf": "waf",
     "wafRateLimit": "waf_rate_limit",
     "drillSchedule": "drill_schedule",
+    "tokenValidityMinutes": "token_validity_minutes",
+    "permissionsBoundaryArn": "permissions_boundary_arn",
 }
 # Keys still declared so that an old stack file gets a clear message instead of an unknown-key error.
 RETIRED = {
@@ -161,6 +167,8 @@ _KMS_ALIAS_ARN = re.compile(
 # arn:<partition>:iam::<account>:role/<optional path/>name (IAM allows [\w+=,.@-] in names and paths).
 # Shared with the dynamic providers, so a value the program accepts is one their configure() accepts.
 IAM_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
+# arn:<partition>:iam::<account>:policy/<optional path/>name: a customer managed policy (a boundary).
+IAM_POLICY_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$")
 # A profile name is free text, but the AWS config file's section headers allow no brackets.
 AWS_PROFILE_NAME = re.compile(r"^[^\[\]\s]([^\[\]]*[^\[\]\s])?$")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9_]{1,128}$")
@@ -478,6 +486,11 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "waf": _boolean,
     "wafRateLimit": _integer(10, 2_000_000_000),  # the limits AWS WAF accepts for a rate-based rule
     "drillSchedule": _drill_schedule,
+    # Cognito accepts 5 minutes to 1 day for ID and access tokens.
+    "tokenValidityMinutes": _integer(5, 1440),
+    "permissionsBoundaryArn": _matching(
+        IAM_POLICY_ARN, "arn:aws:iam::123456789012:policy/dsql-users-api-boundary (bootstrap output)"
+    ),
 }
 
 

@@ -10,7 +10,11 @@ accepts a pool of another region). Children:
   (``self_sign_up``): users are invited by an administrator (``AdminCreateUser``), because a public
   sign-up endpoint lets anyone create accounts (and send Cognito e-mails) at the account's expense;
 - the public app client used by browsers and apps: no secret (a secret cannot be kept in a browser),
-  SRP sign-in and refresh tokens only, token revocation, short-lived ID/access tokens;
+  SRP sign-in only, token revocation, ID/access tokens of 15 minutes by default (``tokenValidityMinutes``:
+  how long a removed admin or a disabled user keeps a token), and refresh token rotation: every refresh
+  (``GetTokensFromRefreshToken``) returns a new refresh token and invalidates the one it used, so a
+  stolen refresh token stops working at the owner's next refresh. Rotation is incompatible with the
+  ``REFRESH_TOKEN_AUTH`` flow (Cognito developer guide, "Refresh tokens"), so that flow is off;
 - the smoke client (``smoke_client``): ``ADMIN_USER_PASSWORD_AUTH`` only, so it is usable solely by a
   caller with IAM credentials allowed ``cognito-idp:AdminInitiateAuth`` on this pool. ``python -m
   tools.smoke`` signs a throwaway user in through it (created, used and deleted by the tool). Made by
@@ -37,8 +41,11 @@ from components.config import PROJECT
 from components.naming import USER_POOL_NAME_MAX, stack_name
 
 ADMINS_GROUP = "admins"
-# The only flows a browser or mobile app needs: SRP never sends the password; refresh renews tokens.
-PUBLIC_CLIENT_FLOWS = ("ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+# The only flow a browser or mobile app needs: SRP never sends the password. Tokens are renewed with
+# GetTokensFromRefreshToken (rotation), which no ALLOW_* flow governs; REFRESH_TOKEN_AUTH cannot rotate.
+PUBLIC_CLIENT_FLOWS = ("ALLOW_USER_SRP_AUTH",)
+# How long a rotated-out refresh token still works, for a client retrying a refresh lost on the network.
+REFRESH_RETRY_GRACE_SECONDS = 10
 # Admin password auth is an IAM-signed call (AdminInitiateAuth); Cognito wants refresh on every client.
 SMOKE_CLIENT_FLOWS = ("ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
 USER_POOL_TIER = "ESSENTIALS"
@@ -58,7 +65,7 @@ class IdentityArgs:
     """Let anyone sign up through the public client; off: administrators invite users."""
     smoke_client: bool = True
     """Create the admin-auth-only app client that ``tools.smoke`` signs its throwaway user in with."""
-    token_validity_minutes: int = 60
+    token_validity_minutes: int = 15
     """Lifetime of ID and access tokens (5-1440): how long a revoked or removed user keeps access."""
     refresh_token_validity_days: int = 30
     """Lifetime of refresh tokens, i.e. how long a user stays signed in without entering a password."""
@@ -177,6 +184,10 @@ class Identity(pulumi.ComponentResource):
             access_token_validity=args.token_validity_minutes,
             refresh_token_validity=args.refresh_token_validity_days,
             token_validity_units={"id_token": "minutes", "access_token": "minutes", "refresh_token": "days"},
+            refresh_token_rotation={
+                "feature": "ENABLED",
+                "retry_grace_period_seconds": REFRESH_RETRY_GRACE_SECONDS,
+            },
             # What the ID token carries besides sub and cognito:groups, and what a user may change.
             read_attributes=["email", "email_verified", "name"],
             write_attributes=["email", "name"],

@@ -111,6 +111,12 @@ def test_prod_stack_parses_to_the_documented_regions() -> None:
         ({"manageApiGatewayAccount": "no"}, "manageApiGatewayAccount must be true or false"),
         ({"domainName": "api.example.com"}, "domainName is set but dsql-users-api:hostedZoneId is not"),
         ({"healthCheckIntervalSeconds": "20"}, "must be one of 10, 30"),
+        ({"tokenValidityMinutes": "4"}, "tokenValidityMinutes must be between 5 and 1440"),
+        ({"tokenValidityMinutes": "1441"}, "tokenValidityMinutes must be between 5 and 1440"),
+        (
+            {"permissionsBoundaryArn": "arn:aws:iam::123456789012:role/boundary"},
+            "permissionsBoundaryArn is not valid",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_the_key_and_the_fix(change: dict, message: str) -> None:
@@ -134,8 +140,12 @@ def test_optional_values_parse_to_plain_types() -> None:
             "awsProfile": "deploy",
             "awsAssumeRoleArn": "arn:aws:iam::123456789012:role/ci/users-api-deployer",
             "manageApiGatewayAccount": "false",
+            "tokenValidityMinutes": "30",
+            "permissionsBoundaryArn": "arn:aws:iam::123456789012:policy/dsql-users-api/boundary",
         }
     )
+    assert config.token_validity_minutes == 30
+    assert config.permissions_boundary_arn == "arn:aws:iam::123456789012:policy/dsql-users-api/boundary"
     assert config.tags == {"team": "payments", "cost-center": "42"}
     assert config.cors_allow_origins == ("https://app.example.com", "http://localhost:3000")
     assert config.domain_name == "api.example.com"

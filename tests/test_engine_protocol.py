@@ -31,10 +31,9 @@ from components.dynamic.peering import ClusterPeeringProvider
 from local.postgres import scratch_database
 from migrations.runner import Migration, load_migrations
 from tests.aws_calls import AwsCall
-from tests.iam_policy import allows, required_permissions
+from tests.iam_policy import allows, deployer_context, deployer_policy, required_permissions
 from tests.provider_server import (
     HOOKS,
-    ROOT,
     UNKNOWN,
     MotoServer,
     ProviderServer,
@@ -500,12 +499,12 @@ def test_every_aws_call_used_the_ambient_identity_of_the_process(record_file: Pa
 
 
 def test_every_call_through_the_engine_is_allowed_by_the_deployer_policy(record_file: Path) -> None:
-    policy = json.loads((ROOT / "docs" / "deployer-policy.json").read_text())
+    policy = deployer_policy()
     calls = [AwsCall.from_json(event) for event in records(record_file, "aws")]
     denied = [
         (call.name, action, resource)
         for call in calls
         for action, resource in required_permissions(call, "123456789012")
-        if not allows(policy, action, resource, {"aws:PrincipalAccount": "123456789012"})
+        if not allows(policy, action, resource, deployer_context("123456789012"))
     ]
     assert calls and denied == []

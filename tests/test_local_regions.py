@@ -201,7 +201,28 @@ def test_the_control_endpoint_takes_a_region_down_and_brings_it_back(app: tuple[
         conn.close()
         assert call(control.url, "POST", f"/regions/{A}", {"state": "sideways"})[0] == 400
         assert call(control.url, "POST", "/regions/nowhere", {"state": "down"})[0] == 404
+        # DNS rebinding: a page at an attacker's name resolving to 127.0.0.1 sends that name as Host.
+        port = int(control.url.rpartition(":")[2])
+        for host in (f"rebind.example:{port}", "127.0.0.1", f"localhost:{port}", f"127.0.0.1:{port + 1}", ""):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.putrequest("POST", f"/regions/{A}", skip_host=True)
+            if host:
+                conn.putheader("Host", host)
+            payload = json.dumps({"state": "down"}).encode()
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(payload)))
+            conn.endheaders(payload)
+            refused = conn.getresponse()
+            assert refused.status == 421, host
+            assert refused.getheader("Content-Type") == "application/json"
+            assert f"http://127.0.0.1:{port}" in json.loads(refused.read())["message"]
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/regions", headers={"Host": host or "rebind.example"})
+            assert conn.getresponse().status == 421
+            conn.close()
         assert local.status()[A]["state"] == "up"
+        assert healthy(local.urls[A])
     finally:
         control.close()
 
