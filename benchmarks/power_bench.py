@@ -65,6 +65,7 @@ SIZES = (128, 256, 512, 1024, 1769, 3008)
 FIRST_REQUEST_BUDGET_S = 1.0  # init + first request
 WARM_P99_BUDGET_S = 0.030
 PRICES = ROOT / "tools" / "prices.yaml"
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 _POWER = (
     """
@@ -366,7 +367,7 @@ def main() -> int:
     machine = f"{os.cpu_count()} CPU(s), {cpu_model()}, {platform.system()} {platform.machine()}"
     reproduce = (
         f".venv/bin/python benchmarks/power_bench.py --runtime {runtime} --sizes {','.join(map(str, memory_sizes))} "
-        f"--runs {args.runs} --iterations {args.iterations} --period-ms {args.period_ms:g}"
+        f"--runs {args.runs} --iterations {args.iterations} --period-ms {args.period_ms:g} --signer {args.signer}"
     )
     print(f"machine: {machine}")
     print(f"load average at start: {load_average()} (the machine may be shared: the quota is a ceiling)")
@@ -385,6 +386,13 @@ def main() -> int:
 
                 params = conninfo_to_dict(db_url)
                 env = dsql_env(Path(scratch), int(params.get("port") or 5432), str(params["dbname"]))
+                if args.signer == "connector":
+                    credentials = Path(scratch) / "credentials"
+                    credentials.write_text(
+                        "[default]\n"
+                        + "".join(f"{key.lower()} = {env.pop(key)}\n" for key in CREDENTIAL_VARIABLES)
+                    )
+                    env.update(AWS_SHARED_CREDENTIALS_FILE=str(credentials), BOTO_DISABLE_CRT="true")
                 spec = {
                     "first": admin_event("GET", "/users", query_string="limit=50"),
                     "routes": route_events(any_user_id(db_url)),
