@@ -342,6 +342,14 @@ def main() -> int:
         help="the cgroup's CPU period (quota = share x period)",
     )
     parser.add_argument(
+        "--signer",
+        choices=("awscrt", "connector"),
+        default="awscrt",
+        help="awscrt: credentials in the environment, as Lambda gives them (handler/db.py signs with awscrt); "
+        "connector: credentials from a file, so AWS's connector signs with boto3 as before awscrt "
+        "(BOTO_DISABLE_CRT=true keeps botocore from loading awscrt itself)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "build" / "power", help="where the table and PNG go"
     )
     args = parser.parse_args()
