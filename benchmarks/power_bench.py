@@ -278,33 +278,46 @@ def table(sizes: list[Size], gb_second: Price, requests: Price) -> str:
     return "\n".join(lines)
 
 
-def plot(sizes: list[Size], gb_second: Price, requests: Price, output: Path, title: str) -> None:
+def curve(sizes: list[Size], gb_second: Price, requests: Price) -> dict[str, list[float]]:
+    """The plotted series (ms and USD by memory size); also written as power-curve.json."""
+    return {
+        "memory_mb": [size.memory_mb for size in sizes],
+        "init + first request": [size.cold * 1000 for size in sizes],
+        "init": [size.init * 1000 for size in sizes],
+        "warm p99 (slowest route)": [size.worst_p99 * 1000 for size in sizes],
+        "warm p50 (mean of routes)": [
+            statistics.mean(size.p(r, 50) for r in size.warm) * 1000 for size in sizes
+        ],
+        "USD per 1M warm requests": [cost_per_million(size, gb_second, requests) for size in sizes],
+    }
+
+
+def plot(series: dict[str, list[float]], output: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    memory = [size.memory_mb for size in sizes]
+    memory = series["memory_mb"]
     figure, (latency, cost) = plt.subplots(1, 2, figsize=(12, 4.8))
-    latency.plot(memory, [s.cold * 1000 for s in sizes], "o-", label="init + first request")
-    latency.plot(memory, [s.init * 1000 for s in sizes], "o--", label="init")
-    latency.plot(memory, [s.worst_p99 * 1000 for s in sizes], "s-", label="warm p99 (slowest route)")
-    latency.plot(
-        memory,
-        [statistics.mean(s.p(r, 50) for r in s.warm) * 1000 for s in sizes],
-        "s--",
-        label="warm p50 (mean of routes)",
-    )
+    for label, style in (
+        ("init + first request", "o-"),
+        ("init", "o--"),
+        ("warm p99 (slowest route)", "s-"),
+        ("warm p50 (mean of routes)", "s--"),
+    ):
+        latency.plot(memory, series[label], style, label=label)
     latency.axhline(FIRST_REQUEST_BUDGET_S * 1000, color="grey", linewidth=0.8, linestyle=":")
     latency.axhline(WARM_P99_BUDGET_S * 1000, color="grey", linewidth=0.8, linestyle=":")
     latency.set(
         xscale="log", yscale="log", xlabel="memory (MB)", ylabel="ms", title="latency under the CPU share"
     )
-    latency.set_xticks(memory, [str(mb) for mb in memory])
-    latency.legend(fontsize="small")
-    cost.plot(memory, [cost_per_million(s, gb_second, requests) for s in sizes], "o-", color="tab:green")
+    latency.legend(fontsize="small", loc="center right")
+    cost.plot(memory, series["USD per 1M warm requests"], "o-", color="tab:green")
     cost.set(xscale="log", xlabel="memory (MB)", ylabel="USD", title="cost per 1M warm requests (arm64)")
-    cost.set_xticks(memory, [str(mb) for mb in memory])
+    for axes in (latency, cost):
+        axes.minorticks_off()  # a log axis's minor labels would overprint the memory sizes
+        axes.set_xticks(memory, [f"{mb:g}" for mb in memory])
     figure.suptitle(title, fontsize="small")
     figure.tight_layout()
     figure.savefig(output, dpi=110)
@@ -447,8 +460,11 @@ def main() -> int:
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "power-curve.md").write_text(report + "\n")
-    plot(sizes, gb_second, requests, args.out / "power-curve.png", f"{machine}; CPython {python.version}")
-    print(f"\nwrote {args.out / 'power-curve.md'} and {args.out / 'power-curve.png'}")
+    series = curve(sizes, gb_second, requests)
+    title = f"{machine}; CPython {python.version}; load average {load_average()}"
+    (args.out / "power-curve.json").write_text(json.dumps({"title": title, **series}, indent=1) + "\n")
+    plot(series, args.out / "power-curve.png", title)
+    print(f"\nwrote power-curve.md, .json and .png under {args.out}")
     return 0
 
 
