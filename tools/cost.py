@@ -452,7 +452,7 @@ def render(result: Estimate, requests_per_month: float | None) -> str:
     grouped: dict[str, float] = {}
     for item in idle_items:
         grouped[item.what] = grouped.get(item.what, 0.0) + item.monthly_usd
-    lines.extend(f"  {what:75s} {usd:8.2f}" for what, usd in sorted(grouped.items(), key=lambda kv: -kv[1]))
+    lines.extend(f"  {what:88s} {usd:8.2f}" for what, usd in sorted(grouped.items(), key=lambda kv: -kv[1]))
     lines.append(
         f"  (health checks send about {result.health_check_requests_per_month:,.0f} requests a month)"
     )
@@ -463,7 +463,7 @@ def render(result: Estimate, requests_per_month: float | None) -> str:
         if item.per_million_usd:
             key = item.what.split(" (")[0]
             per[key] = per.get(key, 0.0) + item.per_million_usd
-    lines.extend(f"  {what:75s} {usd:8.3f}" for what, usd in sorted(per.items(), key=lambda kv: -kv[1]))
+    lines.extend(f"  {what:88s} {usd:8.3f}" for what, usd in sorted(per.items(), key=lambda kv: -kv[1]))
     if requests_per_month is not None:
         lines.append("")
         lines.append(
