@@ -68,10 +68,11 @@ OCC_MAX_DELAY_S = 0.2
 INVOCATION_RESERVE_S = 0.5
 """Kept from Lambda's remaining time to send the 503 (and log it) after a deadline."""
 MIN_CONNECT_WAIT_S = 2
-# An IAM token is only checked when a connection opens: a short life, as the AWS connector gives it.
-TOKEN_LIFETIME_S = 60
-APPLICATION_NAME = "users-api"
 """psycopg (like libpq) waits at least this long for a connection, whatever connect_timeout says."""
+TOKEN_LIFETIME_S = 60
+"""An IAM token is only checked when a connection opens: a short life, as the AWS connector gives it."""
+APPLICATION_NAME = "users-api"
+"""The session's application_name on DSQL (the connector would set its own)."""
 # TCP keepalive on the connection: an idle connection to a vanished peer is found dead (and replaced
 # before use) after about 30 + 3 x 5 s of silence instead of failing the next request.
 KEEPALIVES: dict[str, Any] = {
