@@ -20,9 +20,9 @@ What it does:
    no PYTHON* variables) and the layout first on ``sys.path``, variants interleaved (in a rotating
    order) so that the load of a shared machine falls on all alike, and measures:
    (a) init: ``import handler.app`` (what Lambda imports before the first request), then the imports
-       the first DSQL connect adds (``aurora_dsql_psycopg`` with boto3 and botocore);
+       the first DSQL connect adds (``awscrt``, the token signer, with Lambda's environment credentials);
    (b) the first request in a fresh process, ``GET /users?limit=50`` as an administrator, on the DSQL
-       path: the AWS connector signs a real ``DbConnect`` token with fake credentials and connects to a
+       path: the handler signs a real ``DbConnect`` token with fake credentials and connects to a
        local PostgreSQL. Only TLS is off and the address is loopback (sslmode, host address, port and
        database are rewritten at libpq's door), as in tests/test_handler_dsql.py.
    Floors: ``precompiled`` for both, and ``python -c pass`` for the interpreter alone.
@@ -78,7 +78,7 @@ sys.path[:0] = sys.argv[1:3]
 started = time.perf_counter()
 import handler.app
 initialized = time.perf_counter()
-import aurora_dsql_psycopg
+import awscrt.auth, awscrt.http
 deferred = time.perf_counter()
 import json
 print(json.dumps({"init": initialized - started, "deferred": deferred - initialized}))
@@ -95,9 +95,9 @@ import json
     + """
 event = json.loads(os.environ["BENCH_EVENT"])
 figures = {}
-if os.environ.get("BENCH_PARTS"):  # what the first request spends: the connector's imports first
+if os.environ.get("BENCH_PARTS"):  # what the first request spends: the token signer's imports first
     started = time.perf_counter()
-    import aurora_dsql_psycopg
+    import awscrt.auth, awscrt.http
     figures["imports"] = time.perf_counter() - started
 timings = []
 for _ in range(2):  # the first request, then the same one warm
@@ -106,11 +106,9 @@ for _ in range(2):  # the first request, then the same one warm
     timings.append(time.perf_counter() - started)
     assert response["statusCode"] == 200, response
 assert len(json.loads(response["body"])["items"]) == 50
-if os.environ.get("BENCH_PARTS"):  # one more IAM token as each connect signs it: new session and client
-    import boto3
+if os.environ.get("BENCH_PARTS"):  # one more IAM token as each connect signs it (awscrt, env credentials)
     started = time.perf_counter()
-    client = boto3.Session().client("dsql", region_name="us-east-1")
-    client.generate_db_connect_auth_token(os.environ["DSQL_ENDPOINT"], "us-east-1")
+    db.db_auth_token(os.environ["DSQL_ENDPOINT"], "us-east-1", "users_api", db.environment_credentials())
     figures["token"] = time.perf_counter() - started
 print(json.dumps({"first": timings[0], "warm": timings[1], **figures}))
 """
@@ -209,7 +207,7 @@ def main() -> int:
     print(f"   {'ms':36s} {'source only':>12s} {'shipped':>12s} {'precompiled':>12s}")
     rows = (
         ("import handler.app (Lambda's init)", "init"),
-        ("+ first DSQL connect's imports", "deferred"),
+        ("+ first DSQL connect's imports (awscrt)", "deferred"),
         ("process wall time (start + init)", "wall"),
     )
     for label, key in rows:
@@ -232,9 +230,8 @@ def main() -> int:
         print(f"   {label:36s}" + "".join(f"{ms(first[v][key]):>13s}" for v in VARIANTS))
     parts = first["parts"]
     print(
-        f"   shipped, in parts: the connector's imports {ms(parts['imports']).strip()}, then the request "
-        f"{ms(parts['first']).strip()}, of which one IAM token (new boto3 session and client, signature) "
-        f"takes about {ms(parts['token']).strip()}"
+        f"   shipped, in parts: the signer's imports (awscrt) {ms(parts['imports']).strip()}, then the request "
+        f"{ms(parts['first']).strip()}; one more IAM token takes about {ms(parts['token']).strip()}"
     )
     first_ratio = first["shipped"]["first"] / first["precompiled"]["first"]
     print(
