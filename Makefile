@@ -11,7 +11,7 @@ UV_INSTALL = $(UV) pip install --quiet --python $(PY) --require-hashes
 LOCAL_STAMP := $(VENV)/.local-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: dev test lint format typecheck install-dev lock clean bench-coldstart
+.PHONY: dev test lint format typecheck install-dev lock clean bench-coldstart bench-power
 
 # --seed puts pip in the virtualenv: Pulumi's `toolchain: pip` installs requirements.txt with it.
 $(PY):
@@ -71,6 +71,11 @@ lock:
 # runtime's Python (3.12/3.13) and PostgreSQL's server binaries; prints figures, takes a few minutes.
 bench-coldstart: $(DEV_STAMP)
 	$(PY) benchmarks/coldstart_bench.py $(BENCH_ARGS)
+
+# The power curve (docs/capacity.md): the same artifacts under each memory size's CPU share (a cgroup CPU
+# quota: run as root), against a local PostgreSQL; writes build/power/power-curve.{md,png}.
+bench-power: $(DEV_STAMP)
+	$(PY) benchmarks/power_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache tests/asl/node_modules

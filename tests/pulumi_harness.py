@@ -57,6 +57,8 @@ class ProgramRun:
     """Resource name -> names in its ``depends_on`` option (mocks never see dependencies)."""
     retained: set[str] = field(default_factory=set)
     """Names of resources registered with ``retain_on_delete``."""
+    parents: dict[str, str] = field(default_factory=dict)
+    """Resource name -> its parent's name (mocks never see the parent; tools.diagram draws the tree)."""
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
@@ -238,6 +240,8 @@ def _dependency_recorder(run: ProgramRun) -> Callable[[pulumi.ResourceTransforma
         opts = args.opts
         if opts is not None and opts.retain_on_delete:
             run.retained.add(args.name)
+        if opts is not None and isinstance(opts.parent, pulumi.Resource) and id(opts.parent) in names:
+            run.parents[args.name] = names[id(opts.parent)]
         depends_on = opts.depends_on if opts else None
         if isinstance(depends_on, pulumi.Resource):
             depends_on = [depends_on]
