@@ -135,10 +135,20 @@ class FakeZone:
 @contextmanager
 def serving(zone: FakeZone) -> Iterator[FakeZone]:
     """UDP and TCP on the same port, each on its own thread, until the block ends."""
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind((zone.host, zone.port))
-    zone.port = udp.getsockname()[1]
-    tcp = socket.create_server((zone.host, zone.port))
+    wanted = zone.port
+    for _attempt in range(10):  # a free UDP port may be taken for TCP by another process: pick again
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((zone.host, wanted))
+        zone.port = udp.getsockname()[1]
+        try:
+            tcp = socket.create_server((zone.host, zone.port))
+            break
+        except OSError:
+            udp.close()
+            if wanted:
+                raise
+    else:
+        raise RuntimeError("no port free for both UDP and TCP on the fake zone's address")
     stop = threading.Event()
 
     def serve_udp() -> None:

@@ -49,6 +49,7 @@ FREE = {
     "pulumi-python:dynamic/dsql:ClusterPeering": "runs DSQL API calls at deploy time; no charge of its own",
     "pulumi-python:dynamic/dsql:IamRoleGrant": "a database statement at deploy time",
     "pulumi-python:dynamic/dsql:SchemaMigration": "database statements at deploy time",
+    "pulumi-python:dynamic/lambda:PublishedVersion": "waits for a published version at deploy time (GetFunctionConfiguration)",
     "aws:apigateway/account:Account": "account setting",
     "aws:apigateway/deployment:Deployment": "no charge; requests are priced per REST API",
     "aws:apigateway/methodSettings:MethodSettings": "no charge (no cache cluster)",
