@@ -11,7 +11,7 @@ UV_INSTALL = $(UV) pip install --quiet --python $(PY) --require-hashes
 LOCAL_STAMP := $(VENV)/.local-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: dev test lint format typecheck install-dev lock clean bench-coldstart
+.PHONY: dev test lint format typecheck install-dev lock clean bench-coldstart web screenshots
 
 # --seed puts pip in the virtualenv: Pulumi's `toolchain: pip` installs requirements.txt with it.
 $(PY):
@@ -32,12 +32,21 @@ ASL_STAMP := tests/asl/node_modules/.package-lock.json
 $(ASL_STAMP): tests/asl/package-lock.json
 	npm ci --prefix tests/asl --no-audit --no-fund --silent
 
-install-dev: $(DEV_STAMP) $(ASL_STAMP)
+# Swagger UI for the web client's API reference page, from web/'s npm lock; its install scripts
+# (telemetry) are not run. `make web` assembles the served files in build/web (docs/web-client.md).
+WEB_STAMP := web/node_modules/.package-lock.json
+$(WEB_STAMP): web/package-lock.json
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund --silent
 
-dev: $(LOCAL_STAMP)
+web: $(LOCAL_STAMP) $(WEB_STAMP)
+	$(PY) -m local.web build
+
+install-dev: $(DEV_STAMP) $(ASL_STAMP) $(WEB_STAMP)
+
+dev: $(LOCAL_STAMP) $(WEB_STAMP)
 	$(PY) -m local $(if $(PORTS),--ports '$(PORTS)')
 
-test: lint typecheck $(DEV_STAMP) $(ASL_STAMP)
+test: lint typecheck $(DEV_STAMP) $(ASL_STAMP) $(WEB_STAMP)
 	$(PY) -m pytest
 
 lint: $(DEV_STAMP)
@@ -70,5 +79,9 @@ lock:
 bench-coldstart: $(DEV_STAMP)
 	$(PY) benchmarks/coldstart_bench.py $(BENCH_ARGS)
 
+# The README's screenshots of the web client, taken by its browser tests (Debian's chromium).
+screenshots: $(DEV_STAMP) $(WEB_STAMP)
+	WEB_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache tests/asl/node_modules
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache tests/asl/node_modules web/node_modules

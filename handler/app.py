@@ -267,7 +267,7 @@ def _cors_headers(event: dict[str, Any], method: str, allow: str | None) -> dict
     origin = (validation.header(event.get("headers"), "origin") or "").rstrip("/")
     if origin and origin in allowed:
         headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Expose-Headers"] = "Location, Retry-After"
+        headers["Access-Control-Expose-Headers"] = "Location, Retry-After, X-Served-Region"
         if method == "OPTIONS":
             headers["Access-Control-Allow-Methods"] = allow or "GET, POST, PATCH, DELETE, OPTIONS"
             headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS

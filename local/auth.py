@@ -59,7 +59,7 @@ UNAUTHORIZED_HEADERS = {
     "WWW-Authenticate": "Bearer",
     "x-amzn-ErrorType": "UnauthorizedException",
 }
-CORS_EXPOSE_HEADERS = "Location, Retry-After"
+CORS_EXPOSE_HEADERS = "Location, Retry-After, X-Served-Region"  # the web client reads all three
 OPEN_PATHS = frozenset({"/health"})
 
 
