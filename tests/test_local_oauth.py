@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import re
 import secrets
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -16,7 +22,7 @@ import pytest
 
 from local.auth import LocalIssuer
 from local.oauth import CODE_LIFETIME_S, LocalOAuth, OAuthError, s256
-from local.web import WebServer, build_site, client_config, open_web, web_port_setting
+from local.web import PROJECT_ROOT, WebServer, build_site, client_config, open_web, web_port_setting
 
 API_URLS = {"us-east-1": "http://127.0.0.1:9001", "us-east-2": "http://127.0.0.1:9002"}
 
@@ -287,3 +293,57 @@ def test_the_built_site_has_the_client_the_document_and_swagger_ui(tmp_path: Pat
     for page in ("index.html", "api.html"):
         text = (site / page).read_text()
         assert "<script>" not in text and "style=" not in text and "://" not in text  # nothing inline, no CDN
+
+
+def test_make_dev_serves_the_client_and_both_regions_allow_its_origin(tmp_path: Path) -> None:
+    """``python -m local`` as ``make dev`` runs it: the web client's line, its config.json naming the
+    run's regions and issuer, and a CORS preflight from its origin approved by both regions."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORTS")}
+    env.update(CONTROL_PORT="0", WEB_PORT="0", LOCAL_ISSUER_FILE=str(tmp_path / "issuer.json"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local", "--ports", "web-a=0 web-b=0", "--no-sample-data"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    try:
+        origin = None
+        deadline = time.monotonic() + 90
+        while origin is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            output.append(line)
+            match = re.search(r"web client: (http://127\.0\.0\.1:\d+)/", line)
+            origin = match.group(1) if match else None
+        assert origin, "".join(output)
+        with urllib.request.urlopen(f"{origin}/config.json", timeout=10) as response:  # noqa: S310 - loopback
+            config = json.loads(response.read())
+        issuer = LocalIssuer.load(tmp_path / "issuer.json")
+        assert config["clientId"] == issuer.client_id and config["authDomain"] == origin
+        assert config["regions"] == ["web-a", "web-b"]
+        for base in config["apiUrls"].values():
+            preflight = urllib.request.Request(  # noqa: S310 - loopback
+                f"{base}/users/me",
+                method="OPTIONS",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "PATCH",
+                    "Access-Control-Request-Headers": "authorization, content-type",
+                },
+            )
+            with urllib.request.urlopen(preflight, timeout=10) as response:  # noqa: S310 - loopback
+                assert response.headers["Access-Control-Allow-Origin"] == origin
+                assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
+                assert "X-Served-Region" in response.headers["Access-Control-Expose-Headers"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
