@@ -32,14 +32,15 @@ ASL_STAMP := tests/asl/node_modules/.package-lock.json
 $(ASL_STAMP): tests/asl/package-lock.json
 	npm ci --prefix tests/asl --no-audit --no-fund --silent
 
-# Swagger UI for the web client's API reference page, from web/'s npm lock; its install scripts
-# (telemetry) are not run. `make web` assembles the served files in build/web (docs/web-client.md).
-WEB_STAMP := web/node_modules/.package-lock.json
-$(WEB_STAMP): web/package-lock.json
-	npm ci --prefix web --ignore-scripts --no-audit --no-fund --silent
+# Swagger UI for the web client's API reference page, from web-vendor/'s npm lock; its install scripts
+# (telemetry) are not run. `make web` completes web/ with it and the API document: web/ is then the
+# whole site, served by `make dev` and uploaded by a deployment (docs/web-client.md).
+WEB_STAMP := web-vendor/node_modules/.package-lock.json
+$(WEB_STAMP): web-vendor/package-lock.json
+	npm ci --prefix web-vendor --ignore-scripts --no-audit --no-fund --silent
 
-web: $(LOCAL_STAMP) $(WEB_STAMP)
-	$(PY) -m local.web build
+web: $(WEB_STAMP)
+	$(PYTHON) -m scripts.build_web
 
 install-dev: $(DEV_STAMP) $(ASL_STAMP) $(WEB_STAMP)
 
@@ -85,4 +86,4 @@ screenshots: $(DEV_STAMP) $(WEB_STAMP)
 	WEB_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache tests/asl/node_modules web/node_modules
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache tests/asl/node_modules web-vendor/node_modules web/vendor web/openapi.yaml

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import sys
-import tempfile
-from pathlib import Path
 
 import psycopg
 
@@ -42,7 +39,8 @@ from local.launcher import LocalApp, LocalAppError, start_local_app
 from local.oauth import LocalOAuth
 from local.ports import control_port_setting, parse_ports, ports_setting
 from local.postgres import LocalPostgres, PostgresError
-from local.web import WebServer, build_site, open_web, web_port_setting
+from local.web import WebServer, open_web, web_port_setting
+from scripts.build_web import WEB_DIR, build_web
 
 SAMPLE_USERS = (
     ("John Doe", "john@example.com"),
@@ -139,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     app: LocalApp | None = None
     control: ControlServer | None = None
     web: WebServer | None = None
-    site_dir: str | None = None
     issuer = None if args.no_auth else LocalIssuer.create()
     try:
         control = open_control(args.control_port)  # a port in use fails before anything is started
@@ -169,17 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         if issuer is not None:
             issuer.save(issuer_file())  # where python -m local.token and tools.smoke find it
         control.serve(app)
-        # A copy per run: a second run in the same checkout never serves or deletes this one's files.
-        site_dir = tempfile.mkdtemp(prefix="users-api-web-")
-        site = build_site(Path(site_dir) / "site", require_reference=False)
-        web.serve(site, app.urls, web_oauth(web, issuer))
+        missing_reference = build_web(require_reference=False)  # web/ completed: the API document
+        web.serve(WEB_DIR, app.urls, web_oauth(web, issuer))
         print(f"database: {described}, {role_note}")
         print("users API running (Ctrl-C to stop):")
         for region, url in app.urls.items():
             print(f"  {region}: {url}   try: curl {url}/health")
         print(f"  control: {control.url}/regions   (take a region down or up: docs/local.md)")
         print(f"web client: {web.origin}/   (docs/web-client.md)")
-        if not (site / "vendor").is_dir():
+        if missing_reference:
             print("  its API reference page needs Swagger UI: install npm, then run make web")
         if issuer is None:
             print("authentication: OFF (--no-auth): every caller is an anonymous administrator")
@@ -205,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
             control.close()
         if web is not None:
             web.close()
-        if site_dir is not None:
-            shutil.rmtree(site_dir, ignore_errors=True)
         if app is not None:
             app.stop()
         if issuer is not None:

@@ -11,20 +11,16 @@ API regions), ``nosniff``, no framing, no referrer. Requests must name this serv
 on another name cannot reach it through DNS rebinding); ``localhost`` is redirected to ``127.0.0.1``,
 the one origin the regions allow.
 
-The site is assembled by ``build_site`` (``make web``, ``python -m local.web build``): the files of
-web/, the API document (handler/openapi.yaml) and Swagger UI's files from web/'s npm lock
-(``npm ci --prefix web``) under ``vendor/swagger-ui/``. The deployed stack uploads the same folder.
+The files are web/ as it is, completed by scripts/build_web.py (``make web``) with the API document
+and Swagger UI; the deployed stack uploads the same folder. Edits to web/ show on the next reload.
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import mimetypes
 import os
-import shutil
-import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,24 +32,12 @@ from local.launcher import LocalAppError
 from local.oauth import LocalOAuth, OAuthError, sign_in_page
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-WEB_SOURCE = PROJECT_ROOT / "web"
-SITE_DIR = PROJECT_ROOT / "build" / "web"
 DEFAULT_WEB_PORT = 8080
 REDIRECT_PATH = "/callback"
 SIGN_OUT_PATH = "/"
-# Swagger UI's files the API reference page (web/api.html) loads, from web/node_modules (npm ci).
-SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
-SWAGGER_UI_PACKAGE = WEB_SOURCE / "node_modules" / "swagger-ui-dist"
 MAX_FORM_BYTES = 16 * 1024
-# What the client's pages are made of; anything else under web/ (the npm files) is not served.
-_SOURCE_SUFFIXES = {".html", ".css", ".js", ".svg", ".png", ".ico", ".txt"}
-_SKIPPED_DIRS = {"node_modules"}
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("application/yaml", ".yaml")
-
-
-class SiteBuildError(RuntimeError):
-    """The site cannot be assembled; the message says what is missing and the command that fixes it."""
 
 
 def web_port_setting(explicit: int | None = None) -> int:
@@ -66,36 +50,6 @@ def web_port_setting(explicit: int | None = None) -> int:
     if not text.isdigit() or not 0 <= int(text) < 65536:
         raise ValueError(f"WEB_PORT={text!r} is not a port number (1-65535, 0 = a free one); fix or unset it")
     return int(text)
-
-
-def build_site(dest: Path = SITE_DIR, *, require_reference: bool = True) -> Path:
-    """Assemble the served files in ``dest`` (emptied first) and return it.
-
-    Without Swagger UI's package (``npm ci --prefix web`` not run) ``require_reference`` makes this a
-    SiteBuildError; otherwise the API reference page says how to get it and the rest is served.
-    """
-    missing = [name for name in SWAGGER_UI_FILES if not (SWAGGER_UI_PACKAGE / name).is_file()]
-    if missing and require_reference:
-        raise SiteBuildError(
-            f"Swagger UI is not installed ({', '.join(missing)} missing under web/node_modules): run "
-            "`make web` (npm ci --prefix web installs it from web/package-lock.json)"
-        )
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for source in sorted(WEB_SOURCE.rglob("*")):
-        relative = source.relative_to(WEB_SOURCE)
-        if source.is_file() and source.suffix in _SOURCE_SUFFIXES and not _SKIPPED_DIRS & set(relative.parts):
-            target = dest / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-    shutil.copyfile(PROJECT_ROOT / "handler" / "openapi.yaml", dest / "openapi.yaml")
-    if not missing:
-        vendor = dest / "vendor" / "swagger-ui"
-        vendor.mkdir(parents=True)
-        for name in SWAGGER_UI_FILES:
-            shutil.copyfile(SWAGGER_UI_PACKAGE / name, vendor / name)
-    return dest
 
 
 def client_config(api_urls: dict[str, str], auth_domain: str | None, client_id: str | None) -> dict[str, Any]:
@@ -111,13 +65,24 @@ def client_config(api_urls: dict[str, str], auth_domain: str | None, client_id: 
 
 
 def content_security_policy(connect_origins: list[str]) -> str:
-    """The strict policy of the client's pages: nothing inline, nothing from another origin but the
-    API regions (and the OAuth endpoints) it calls."""
+    """The deployed response headers policy's CSP (nothing inline, nothing from another origin but the
+    API regions and the OAuth endpoints the client calls), less ``upgrade-insecure-requests``: the
+    local regions speak plain HTTP on loopback."""
     connect = " ".join(["'self'", *sorted(set(connect_origins))])
-    return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src {connect}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
-        "object-src 'none'"
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "manifest-src 'self'",
+            f"connect-src {connect}",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        ]
     )
 
 
@@ -282,7 +247,12 @@ class _WebRequest(BaseHTTPRequestHandler):
     def _static(self, path: str) -> None:
         root = self.server.site_dir
         candidate = (root / path.lstrip("/")).resolve()
-        if root not in candidate.parents or not candidate.is_file():
+        hidden = (
+            any(part.startswith(".") for part in candidate.relative_to(root).parts)
+            if root in candidate.parents
+            else True
+        )
+        if hidden or not candidate.is_file():
             self._json(HTTPStatus.NOT_FOUND, {"message": f"no file {path}"})
             return
         self._file(candidate)
@@ -348,22 +318,3 @@ def open_web(port: int, host: str = "127.0.0.1") -> WebServer:
             f"web client: cannot listen on {host}:{port} ({exc.strerror}); "
             "choose another port with WEB_PORT or --web-port"
         ) from exc
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.web", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="assemble the served files (web/, the API document, Swagger UI)")
-    build.add_argument("dest", nargs="?", type=Path, default=SITE_DIR, help="folder (default build/web)")
-    args = parser.parse_args(argv)
-    try:
-        dest = build_site(args.dest)
-    except SiteBuildError as exc:
-        print(f"local.web: {exc}", file=sys.stderr)
-        return 2
-    print(f"web client assembled in {dest}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

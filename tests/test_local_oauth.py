@@ -22,7 +22,8 @@ import pytest
 
 from local.auth import LocalIssuer
 from local.oauth import CODE_LIFETIME_S, LocalOAuth, OAuthError, s256
-from local.web import PROJECT_ROOT, WebServer, build_site, client_config, open_web, web_port_setting
+from local.web import PROJECT_ROOT, WebServer, client_config, open_web, web_port_setting
+from scripts.build_web import SWAGGER_UI_DIR, WEB_DIR, build_web
 
 API_URLS = {"us-east-1": "http://127.0.0.1:9001", "us-east-2": "http://127.0.0.1:9002"}
 
@@ -33,10 +34,11 @@ def issuer() -> LocalIssuer:
 
 
 @pytest.fixture
-def served(issuer: LocalIssuer, tmp_path: Path) -> Iterator[tuple[WebServer, LocalOAuth]]:
+def served(issuer: LocalIssuer) -> Iterator[tuple[WebServer, LocalOAuth]]:
+    build_web(require_reference=False)
     web = open_web(0)
     oauth = LocalOAuth(issuer, frozenset({web.redirect_uri}), frozenset({web.sign_out_uri}))
-    web.serve(build_site(tmp_path / "site", require_reference=False), API_URLS, oauth)
+    web.serve(WEB_DIR, API_URLS, oauth)
     try:
         yield web, oauth
     finally:
@@ -233,7 +235,8 @@ def test_config_json_and_the_security_headers(served: tuple[WebServer, LocalOAut
         "redirectPath": "/callback",
     }
     csp = headers["content-security-policy"]
-    assert "default-src 'self'" in csp and "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "style-src 'self';" in csp
+    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
     assert "connect-src 'self' http://127.0.0.1:9001 http://127.0.0.1:9002" in csp
     assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
     for path in ("/", "/callback?code=x&state=y"):
@@ -255,11 +258,11 @@ def test_no_file_outside_the_site_and_no_other_host(served: tuple[WebServer, Loc
     assert status == 302 and headers["location"] == f"{web.origin}/config.json"
 
 
-def test_no_auth_config_has_no_sign_in(tmp_path: Path) -> None:
+def test_no_auth_config_has_no_sign_in() -> None:
     assert client_config(API_URLS, None, None)["clientId"] is None
     web = open_web(0)
     try:
-        web.serve(build_site(tmp_path / "site", require_reference=False), API_URLS, None)
+        web.serve(WEB_DIR, API_URLS, None)
         assert json.loads(call(web, "GET", "/config.json")[2])["authDomain"] is None
         assert call(web, "GET", "/oauth2/authorize")[0] == 404
     finally:
@@ -276,9 +279,9 @@ def test_web_port_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         web_port_setting()
 
 
-def test_the_built_site_has_the_client_the_document_and_swagger_ui(tmp_path: Path) -> None:
-    site = build_site(tmp_path / "site")  # make install-dev ran npm ci --prefix web
-    names = {str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()}
+def test_web_completed_is_the_whole_site_with_nothing_inline_or_from_a_cdn() -> None:
+    build_web()  # make install-dev ran npm ci --prefix web-vendor
+    names = {p.relative_to(WEB_DIR).as_posix() for p in WEB_DIR.rglob("*") if p.is_file()}
     assert {
         "index.html",
         "api.html",
@@ -288,10 +291,12 @@ def test_the_built_site_has_the_client_the_document_and_swagger_ui(tmp_path: Pat
         "js/auth.js",
         "js/api.js",
     } <= names
-    assert {"vendor/swagger-ui/swagger-ui-bundle.js", "vendor/swagger-ui/swagger-ui.css"} <= names
-    assert not any(name.startswith("node_modules") or name.startswith("package") for name in names)
+    assert {f"{SWAGGER_UI_DIR}/swagger-ui-bundle.js", f"{SWAGGER_UI_DIR}/swagger-ui.css"} <= names
+    # Only what a browser loads: a deployment uploads the folder as it is.
+    assert {Path(name).suffix for name in names} <= {".html", ".css", ".js", ".yaml"}, names
+    assert (WEB_DIR / "openapi.yaml").read_bytes() == (PROJECT_ROOT / "handler" / "openapi.yaml").read_bytes()
     for page in ("index.html", "api.html"):
-        text = (site / page).read_text()
+        text = (WEB_DIR / page).read_text()
         assert "<script>" not in text and "style=" not in text and "://" not in text  # nothing inline, no CDN
 
 

@@ -26,7 +26,8 @@ from local.auth import LocalIssuer, container_env
 from local.control import ControlServer, open_control
 from local.launcher import LocalApp, start_local_app
 from local.oauth import LocalOAuth
-from local.web import PROJECT_ROOT, WebServer, build_site, open_web
+from local.web import PROJECT_ROOT, WebServer, open_web
+from scripts.build_web import WEB_DIR, build_web
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,7 +52,8 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(module_migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(module_migrated_database_url: str) -> Iterator[Stack]:
+    build_web()  # make install-dev ran npm ci --prefix web-vendor; else this says so
     issuer = LocalIssuer.create()
     web = open_web(0)
     app = start_local_app(
@@ -64,7 +66,7 @@ def stack(module_migrated_database_url: str, tmp_path_factory: pytest.TempPathFa
     control = open_control(0)
     control.serve(app)
     oauth = LocalOAuth(issuer, frozenset({web.redirect_uri}), frozenset({web.sign_out_uri}))
-    web.serve(build_site(tmp_path_factory.mktemp("site")), app.urls, oauth)
+    web.serve(WEB_DIR, app.urls, oauth)
     try:
         yield Stack(app, control, web, issuer)
     finally:
@@ -126,6 +128,7 @@ def unique(prefix: str) -> str:
 def open_app(page: Page, stack: Stack, hash_: str = "") -> None:
     page.goto(f"{stack.web.origin}/{hash_}")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    settled(page)
 
 
 def sign_in(page: Page, stack: Stack, username: str, *, admin: bool = False, shot: str | None = None) -> str:
@@ -145,11 +148,18 @@ def sign_in(page: Page, stack: Stack, username: str, *, admin: bool = False, sho
     expect(page.locator("#who")).to_have_text(
         f"Signed in as {username}" + (" (administrator)" if admin else "")
     )
+    settled(page)
     return email
+
+
+def settled(page: Page) -> None:
+    """The view has loaded: <main> is no longer aria-busy."""
+    expect(page.locator("#main")).to_have_attribute("aria-busy", "false")
 
 
 def pick_region(page: Page, region: str) -> None:
     page.get_by_label("Region").select_option(region)
+    settled(page)
 
 
 def served_by(page: Page, region: str) -> None:
@@ -210,6 +220,7 @@ def test_a_user_signs_in_creates_and_edits_a_profile_in_both_regions(page: Page,
     expect(page.get_by_role("link", name="Everyone")).to_be_hidden()
     page.goto(f"{stack.web.origin}/#/everyone")
     expect(page.get_by_role("alert")).to_contain_text("Only administrators can see everyone")
+    settled(page)
 
     # A validation error is said beside the field; then the profile is deleted.
     page.get_by_label("E-mail").fill("someone-else@example.com")

@@ -1,4 +1,4 @@
-// The API reference page: Swagger UI (installed from web/package-lock.json, never a CDN) renders the
+// The API reference page: Swagger UI (installed from web-vendor/package-lock.json, never a CDN) renders the
 // same OpenAPI document the API is deployed from. "Try it out" calls the regions of config.json.
 
 async function start() {
@@ -14,7 +14,8 @@ async function start() {
     servers = [];
   }
   const ui = window.SwaggerUIBundle({
-    url: "/openapi.yaml",
+    // Beside the page's files wherever a deployment puts them (content-hashed folders included).
+    url: new URL("../openapi.yaml", import.meta.url).href,
     dom_id: "#swagger-ui",
     deepLinking: true,
     onComplete: () => {

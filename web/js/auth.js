@@ -58,7 +58,10 @@ async function postForm(url, fields) {
 
 export function createAuth(config) {
   const enabled = Boolean(config.authDomain && config.clientId);
-  const authDomain = enabled ? config.authDomain.replace(/\/+$/, "") : "";
+  // A base URL; a bare host name (as a Cognito domain is often written) means https on it.
+  const authDomain = enabled
+    ? (/^https?:\/\//.test(config.authDomain) ? config.authDomain : `https://${config.authDomain}`).replace(/\/+$/, "")
+    : "";
   const redirectUri = location.origin + (config.redirectPath || "/callback");
   const signOutUri = location.origin + "/";
 

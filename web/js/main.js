@@ -94,7 +94,8 @@ function main(config) {
   async function showEveryone() {
     if (!person().isAdmin) {
       views.notify("error", "Only administrators can see everyone; here is your own profile.");
-      location.hash = "#/profile";
+      history.replaceState(null, "", "#/profile");
+      await showProfile();
       return;
     }
     views.showView("view-everyone");
@@ -109,14 +110,29 @@ function main(config) {
     }
   }
 
-  async function render() {
-    views.showPerson(auth.enabled ? auth.person() : null, auth.enabled);
-    if (auth.enabled && !auth.idToken()) {
-      signedOut(null);
-      return;
+  // aria-busy on <main> while a view loads: assistive technology waits, and so do the browser tests.
+  let loading = 0;
+  async function busyWhile(load) {
+    loading += 1;
+    views.setBusy(true);
+    try {
+      await load();
+    } finally {
+      loading -= 1;
+      views.setBusy(loading > 0);
     }
-    if (location.hash === "#/everyone") await showEveryone();
-    else await showProfile();
+  }
+
+  function render() {
+    return busyWhile(async () => {
+      views.showPerson(auth.enabled ? auth.person() : null, auth.enabled);
+      if (auth.enabled && !auth.idToken()) {
+        signedOut(null);
+        return;
+      }
+      if (location.hash === "#/everyone") await showEveryone();
+      else await showProfile();
+    });
   }
 
   async function saveProfile(event) {
@@ -167,11 +183,11 @@ function main(config) {
   document.getElementById("profile-delete").addEventListener("click", deleteProfile);
   document.getElementById("page-next").addEventListener("click", () => {
     paging.index += 1;
-    showEveryone();
+    busyWhile(showEveryone);
   });
   document.getElementById("page-first").addEventListener("click", () => {
     paging.index = 0;
-    showEveryone();
+    busyWhile(showEveryone);
   });
   window.addEventListener("hashchange", () => {
     paging.index = 0;

@@ -11,6 +11,10 @@ export function showView(id) {
   main.focus({ preventScroll: true });
 }
 
+export function setBusy(busy) {
+  $("main").setAttribute("aria-busy", busy ? "true" : "false");
+}
+
 // A notice: kind is "error" or "info" (said in words too, never by colour alone).
 export function notify(kind, text, action = null) {
   const box = $("notice");
