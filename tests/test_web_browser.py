@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from local.auth import LocalIssuer, container_env
 from local.control import ControlServer, open_control
 from local.launcher import LocalApp, start_local_app
-from local.oauth import LocalOAuth
+from local.oauth import LocalOAuth, s256
 from local.web import PROJECT_ROOT, WebServer, open_web
 from scripts.build_web import WEB_DIR, build_web
 
@@ -375,3 +375,15 @@ def test_the_client_fits_a_phone(browser: Browser, stack: Stack) -> None:
         assert focused.index("region-picker") < focused.index("profile-name") < focused.index("profile-email")
     finally:
         context.close()
+
+
+def test_the_browser_pkce_matches_rfc7636_and_the_issuer(page: Page, stack: Stack) -> None:
+    """auth.js's S256 in the browser's WebCrypto: RFC 7636 Appendix B's pair, and a random verifier
+    hashed the same way the local issuer checks it."""
+    open_app(page, stack)
+    rfc = page.evaluate(
+        "v => import('/js/auth.js').then(m => m.s256(v))", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    )
+    assert rfc == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    verifier = secrets.token_urlsafe(96)
+    assert page.evaluate("v => import('/js/auth.js').then(m => m.s256(v))", verifier) == s256(verifier)
