@@ -26,7 +26,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.launcher import LocalAppError
 from local.oauth import LocalOAuth, OAuthError, sign_in_page
@@ -245,14 +245,13 @@ class _WebRequest(BaseHTTPRequestHandler):
         return dict(parse_qsl(body, keep_blank_values=True))
 
     def _static(self, path: str) -> None:
+        """A file of the site: never one outside it (``..``, links) nor a hidden one (a temporary copy)."""
         root = self.server.site_dir
-        candidate = (root / path.lstrip("/")).resolve()
-        hidden = (
-            any(part.startswith(".") for part in candidate.relative_to(root).parts)
-            if root in candidate.parents
-            else True
-        )
-        if hidden or not candidate.is_file():
+        candidate = (root / unquote(path).lstrip("/")).resolve()
+        inside = root in candidate.parents
+        if not inside or any(part.startswith(".") for part in candidate.relative_to(root).parts):
+            candidate = root / ".none"
+        if not candidate.is_file():
             self._json(HTTPStatus.NOT_FOUND, {"message": f"no file {path}"})
             return
         self._file(candidate)

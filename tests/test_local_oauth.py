@@ -250,8 +250,14 @@ def test_config_json_and_the_security_headers(served: tuple[WebServer, LocalOAut
 
 def test_no_file_outside_the_site_and_no_other_host(served: tuple[WebServer, LocalOAuth]) -> None:
     web, _ = served
-    for path in ("/../local/auth.py", "/%2e%2e/local/auth.py", "/package.json", "/nothing.js"):
+    for path in ("/../local/auth.py", "/%2e%2e/local/auth.py", "/js/%2e%2e/%2e%2e/Makefile", "/nothing.js"):
         assert call(web, "GET", path)[0] == 404, path
+    hidden = WEB_DIR / f".probe-{secrets.token_hex(4)}.js"  # like build_web's temporary copies
+    hidden.write_text("// not served")
+    try:
+        assert call(web, "GET", f"/{hidden.name}")[0] == 404
+    finally:
+        hidden.unlink()
     status, _, body = call(web, "GET", "/config.json", host="attacker.example")
     assert status == 421 and web.origin.encode() in body
     status, headers, _ = call(web, "GET", "/config.json", host=f"localhost:{web.port}")
