@@ -235,7 +235,7 @@ def running_local(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``python -m local`` with its own PostgreSQL and authentication on; its control URL and the
     environment that finds its issuer."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORTS")}
-    env.update(CONTROL_PORT="0", LOCAL_ISSUER_FILE=str(tmp_path / "issuer.json"))
+    env.update(CONTROL_PORT="0", WEB_PORT="0", LOCAL_ISSUER_FILE=str(tmp_path / "issuer.json"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "local", "--ports", "drill-a=0 drill-b=0", "--no-sample-data"],
         cwd=PROJECT_ROOT,
