@@ -12,9 +12,17 @@ from components.failover_drill import DrillTiming, FailoverDrill, FailoverDrillA
 from components.global_routing import GlobalRouting, GlobalRoutingArgs, RegionalEndpoint
 from components.identity import Identity, IdentityArgs
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
+from components.managed_login import (
+    ManagedLogin,
+    ManagedLoginArgs,
+    custom_domain_host,
+    default_domain_prefix,
+    prefix_domain_host,
+)
 from components.monitoring import ROUTE53_METRICS_REGION, MonitoredRegion, Monitoring, MonitoringArgs
 from components.regional_app import RegionalApp, RegionalAppArgs
 from components.smoke_check import SmokeCheck, SmokeCheckArgs
+from components.web_client import WebContent, WebContentArgs, WebHosting, WebHostingArgs, client_settings
 from migrations.runner import load_migrations
 
 # Validated before anything is registered: a bad key fails here with the key's name and the fix.
@@ -88,12 +96,51 @@ artifacts = LambdaArtifacts(
     LambdaArtifactsArgs(architecture=config.lambda_architecture, runtime=config.lambda_runtime),
 )
 
+# The web client (docs/web-client.md): a private bucket, its origin access control and security headers,
+# and its own distribution unless the stack's cdn distribution serves it. Made before the APIs, which
+# allow its origin for CORS; it signs in through managed login, so it needs the user pool.
+web = None
+web_origin: pulumi.Input[str] | None = None
+auth_host: pulumi.Input[str] | None = None
+if config.web_client and config.auth_mode == "cognito":
+    if config.domain_name:
+        auth_host = custom_domain_host(config.domain_name)
+    else:
+        auth_domain_prefix: pulumi.Input[str] = config.auth_domain_prefix or aws.get_caller_identity_output(
+            opts=pulumi.InvokeOptions(provider=providers[config.primary_region])
+        ).account_id.apply(
+            lambda account: default_domain_prefix(pulumi.get_project(), pulumi.get_stack(), account)
+        )
+        auth_host = pulumi.Output.from_input(auth_domain_prefix).apply(
+            lambda prefix: prefix_domain_host(prefix, config.primary_region)
+        )
+    web = WebHosting(
+        "users-web",
+        WebHostingArgs(
+            regions=list(config.app_regions),
+            auth_origin=pulumi.Output.from_input(auth_host).apply(lambda host: f"https://{host}"),
+            own_distribution=not config.cdn,
+            tags=config.tags,
+        ),
+        opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
+    )
+    web_origin = f"https://{config.domain_name}" if config.cdn else web.origin
+elif config.web_client:
+    pulumi.log.warn(
+        "webClient is on but authMode is none: the web client signs in through Cognito, so none is "
+        "deployed; `pulumi config set webClient false` silences this"
+    )
+
 # One Cognito user pool for both regions, in the primary (pools are regional; API Gateway accepts a pool
 # of another region). authMode none is an explicit opt-out, warned about on every preview and up.
 identity = (
     Identity(
         "users-identity",
-        IdentityArgs(region=config.primary_region, deletion_protection=config.deletion_protection),
+        IdentityArgs(
+            region=config.primary_region,
+            deletion_protection=config.deletion_protection,
+            web_origin=web_origin,
+        ),
         opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
     )
     if config.auth_mode == "cognito"
@@ -125,6 +172,7 @@ apps = {
             user_pool_arn=identity.user_pool_arn if identity else None,
             user_pool_client_ids=identity.client_ids if identity else (),
             manage_api_gateway_account=config.manage_api_gateway_account,
+            extra_cors_origins=[web_origin] if web_origin is not None else (),
         ),
         opts=pulumi.ResourceOptions(provider=providers[cluster.region]),
     )
@@ -198,6 +246,7 @@ if routing.global_url is not None:
     pulumi.export("globalUrl", routing.global_url)
 
 # CloudFront (viewer certificate and WAF in us-east-1) in front of origin.<domain>; see docs/operations.md.
+edge: Edge | None = None
 if config.cdn and config.domain_name and config.hosted_zone_id and routing.record_name:
     edge = Edge(
         "users-api-edge",
@@ -209,6 +258,7 @@ if config.cdn and config.domain_name and config.hosted_zone_id and routing.recor
             dns_provider=providers[config.primary_region],
             waf=config.waf,
             waf_rate_limit=config.waf_rate_limit,
+            web=web,
             origin_resources=[routing],
         ),
     )
@@ -216,6 +266,49 @@ if config.cdn and config.domain_name and config.hosted_zone_id and routing.recor
     pulumi.export("cdnDistributionId", edge.distribution_id)
     if edge.web_acl_arn is not None:
         pulumi.export("webAclArn", edge.web_acl_arn)
+
+# Managed login on its domain, then the client's files and config.json (which name the APIs, the domain
+# and the client): after the routing or the edge, whose records the custom domain's parent needs.
+if web is not None and identity is not None and identity.web_client_id is not None and auth_host is not None:
+    managed_login = ManagedLogin(
+        "users-login",
+        ManagedLoginArgs(
+            region=config.primary_region,
+            user_pool_id=identity.user_pool_id,
+            client_id=identity.web_client_id,
+            domain_prefix=None if config.domain_name else auth_domain_prefix,
+            custom_domain=auth_host if config.domain_name else None,  # type: ignore[arg-type]
+            hosted_zone_id=config.hosted_zone_id,
+            us_east_1_provider=health_alarm_provider or providers[ROUTE53_METRICS_REGION],
+            dns_provider=providers[config.primary_region],
+            # Cognito checks that the custom domain's parent (domainName) has an A record.
+            after=[routing, *([edge] if edge else [])] if config.domain_name else [],
+        ),
+        opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
+    )
+    if edge is not None:
+        distribution_arn = edge.distribution_arn
+    else:
+        assert web.distribution is not None  # WebHosting made its own: cdn is off
+        distribution_arn = web.distribution.arn
+    WebContent(
+        "users-web-content",
+        WebContentArgs(
+            hosting=web,
+            distribution_arn=distribution_arn,
+            settings=pulumi.Output.all(
+                pulumi.Output.all(**{region: app.invoke_url for region, app in apps.items()}),
+                managed_login.domain,
+                identity.web_client_id,
+                identity.user_pool_id,
+            ).apply(lambda values: client_settings(values[0], values[1], values[2], values[3])),
+        ),
+        opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
+    )
+    pulumi.export("webUrl", web_origin)
+    pulumi.export("authDomain", managed_login.domain)
+    pulumi.export("webClientId", identity.web_client_id)
+    pulumi.export("webBucketName", web.bucket_name)
 
 # The failover drill needs the hosted zone (TestDNSAnswer); it reports to the primary region's topic.
 if config.hosted_zone_id and routing.regions_record_name:

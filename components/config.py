@@ -99,6 +99,11 @@ class StackConfig:
     """Requests one client IP may send in 5 minutes before WAF blocks it (with waf)."""
     drill_schedule: str | None = None
     """EventBridge Scheduler expression that runs the failover drill; None schedules none."""
+    web_client: bool = True
+    """Deploy the web client (private S3 bucket behind CloudFront) and Cognito managed login (with
+    authMode cognito)."""
+    auth_domain_prefix: str | None = None
+    """Prefix of the Cognito managed-login domain; None derives one from project, stack and account."""
 
     @property
     def app_regions(self) -> tuple[str, str]:
@@ -140,6 +145,8 @@ KEYS: dict[str, str] = {
     "waf": "waf",
     "wafRateLimit": "waf_rate_limit",
     "drillSchedule": "drill_schedule",
+    "webClient": "web_client",
+    "authDomainPrefix": "auth_domain_prefix",
 }
 # Keys still declared so that an old stack file gets a clear message instead of an unknown-key error.
 RETIRED = {
@@ -435,6 +442,20 @@ def _drill_schedule(key: str, value: str, project: str) -> str | None:
         ) from None
 
 
+def _auth_domain_prefix(key: str, value: str, project: str) -> str | None:
+    from components.managed_login import check_domain_prefix
+
+    if not value.strip():
+        return None  # derived from project, stack and account
+    try:
+        return check_domain_prefix(value.strip())
+    except ValueError as problem:
+        raise ConfigError(
+            f"{project}:{key} is not valid: {problem}; set e.g. `pulumi config set {key} users-api-prod-login`"
+            ', or "" to derive one'
+        ) from None
+
+
 _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "deletionProtection": _boolean,
     "kmsKeyArns": _kms_keys,
@@ -465,6 +486,8 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "waf": _boolean,
     "wafRateLimit": _integer(10, 2_000_000_000),  # the limits AWS WAF accepts for a rate-based rule
     "drillSchedule": _drill_schedule,
+    "webClient": _boolean,
+    "authDomainPrefix": _auth_domain_prefix,
 }
 
 
