@@ -128,6 +128,13 @@ def site_files(site_dir: Path) -> list[WebFile]:
     return objects
 
 
+def bucket_prefix(project: str, stack: str) -> str:
+    """``<project>-<stack>-web-`` as S3 accepts it (lowercase, at most 37 characters before S3's random
+    suffix), so the deployer policy can name the project's buckets (``arn:aws:s3:::<project>-*``)."""
+    stack_part = re.sub(r"[^a-z0-9-]+", "-", stack.lower())
+    return f"{project}-{stack_part}"[: 37 - len("-web-")].rstrip("-") + "-web-"
+
+
 def content_security_policy(api_origins: Sequence[str], auth_origin: str) -> str:
     """A strict CSP: scripts, styles and everything else from the client's own origin only (no inline
     script, no eval), API calls to the regional APIs and the sign-in domain, and no framing."""
@@ -264,7 +271,14 @@ class WebHosting(pulumi.ComponentResource):
         }
 
     def _bucket(self, name: str, args: WebHostingArgs, child: pulumi.ResourceOptions) -> aws.s3.Bucket:
-        bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=True, tags=dict(args.tags or {}), opts=child)
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket_prefix=bucket_prefix(pulumi.get_project(), pulumi.get_stack()),
+            # Its files are the program's own: destroying the stack removes them with the bucket.
+            force_destroy=True,
+            tags=dict(args.tags or {}),
+            opts=child,
+        )
         after = pulumi.ResourceOptions(parent=self, depends_on=[bucket])
         aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access",

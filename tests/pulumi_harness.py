@@ -221,7 +221,9 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
             "hostedZoneId": "Z2FDTNDATAQYW2",
         }
     if typ == "aws:s3/bucket:Bucket":
-        bucket = f"{name}-0123abcd"
+        bucket = (
+            inputs.get("bucket") or f"{inputs.get('bucketPrefix') or name + '-'}20261206abcdef0123456789ab"
+        )
         return {
             "id": bucket,
             "bucket": bucket,
