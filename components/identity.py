@@ -16,8 +16,8 @@ accepts a pool of another region). Children:
   tools.smoke`` signs a throwaway user in through it (created, used and deleted by the tool). Made by
   the stack rather than by the tool at run time so that the operator needs no permission to create
   or delete app clients and no client is left behind when a smoke run is interrupted;
-- the web client (``web_origin``): the app client of managed login, authorization code with PKCE
-  only (no implicit flow, no secret), callback and sign-out URLs on the web client's origin plus
+- the managed-login client (``managed_login_client``): authorization code with PKCE only (no implicit
+  flow, no secret), callback and sign-out URLs on the web client's origin (``web_origin``) plus
   loopback redirects ``http://localhost:<port>/callback`` for ``python -m tools.token`` (RFC 8252; Cognito
   accepts plain HTTP for ``localhost`` only, and matches ports exactly, hence a short fixed list), and
   refresh token rotation (a refresh returns a new refresh token; the old one stops working);
@@ -57,18 +57,19 @@ CALLBACK_PATH = "/callback"
 REFRESH_ROTATION_GRACE_SECONDS = 10  # a retried refresh (lost response) still works for this long
 
 
-def web_callback_urls(web_origin: str, cli_ports: tuple[int, ...] = CLI_CALLBACK_PORTS) -> list[str]:
-    """The redirect URIs of the web client: the site's callback page, then the CLI's loopback ones.
+def web_callback_urls(web_origin: str | None, cli_ports: tuple[int, ...] = CLI_CALLBACK_PORTS) -> list[str]:
+    """The redirect URIs of the managed-login client: the site's callback page (when the web client is
+    served), then the CLI's loopback ones.
 
     Raises ValueError for a web origin that is not HTTPS (only loopback redirects may be plain HTTP).
     """
-    if not re.fullmatch(r"https://[a-z0-9.-]+(:\d{1,5})?", web_origin):
+    if web_origin is not None and not re.fullmatch(r"https://[a-z0-9.-]+(:\d{1,5})?", web_origin):
         raise ValueError(
             f"web client origin {web_origin!r} must be an https:// origin (scheme and host, no path): "
             "managed login redirects over HTTPS only, except to the command line's loopback address"
         )
     return [
-        f"{web_origin}{CALLBACK_PATH}",
+        *([f"{web_origin}{CALLBACK_PATH}"] if web_origin else []),
         *(f"http://localhost:{port}{CALLBACK_PATH}" for port in cli_ports),
     ]
 
@@ -93,8 +94,10 @@ class IdentityArgs:
     """Lifetime of refresh tokens, i.e. how long a user stays signed in without entering a password."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for the user pool (app clients and groups take none)."""
-    web_origin: pulumi.Input[str] | None = None
-    """``https://`` origin of the web client: adds the managed-login app client (code + PKCE)."""
+    managed_login_client: bool = False
+    """Add the managed-login app client (code + PKCE) of the web client and ``python -m tools.token``."""
+    web_origin: str | None = None
+    """``https://`` origin of the web client, when it is served: its callback and sign-out URLs."""
 
 
 class Identity(pulumi.ComponentResource):
@@ -107,7 +110,7 @@ class Identity(pulumi.ComponentResource):
     """The public client's id: what apps sign in with (the ``aud`` claim of their ID tokens)."""
     smoke_client_id: pulumi.Output[str] | None
     web_client_id: pulumi.Output[str] | None
-    """The managed-login (code + PKCE) client's id, or None without ``web_origin``."""
+    """The managed-login (code + PKCE) client's id, or None without ``managed_login_client``."""
     """The smoke client's id, or None without ``smoke_client``."""
     client_ids: list[pulumi.Output[str]]
     """Every app client whose ID tokens the API accepts: the public client and the smoke client."""
@@ -131,7 +134,7 @@ class Identity(pulumi.ComponentResource):
         pool = self._user_pool(name, args)
         public_client = self._public_client(name, args, pool)
         smoke_client = self._smoke_client(name, pool) if args.smoke_client else None
-        web_client = self._web_client(name, args, pool) if args.web_origin is not None else None
+        web_client = self._web_client(name, args, pool) if args.managed_login_client else None
         admins = aws.cognito.UserGroup(
             f"{name}-admins",
             user_pool_id=pool.id,
@@ -249,9 +252,7 @@ class Identity(pulumi.ComponentResource):
     def _web_client(
         self, name: str, args: IdentityArgs, pool: aws.cognito.UserPool
     ) -> aws.cognito.UserPoolClient:
-        callbacks = pulumi.Output.from_input(args.web_origin).apply(
-            lambda origin: web_callback_urls(str(origin))
-        )
+        callbacks = web_callback_urls(args.web_origin)
         return aws.cognito.UserPoolClient(
             f"{name}-web-client",
             name=f"{name}-web",
@@ -262,8 +263,8 @@ class Identity(pulumi.ComponentResource):
             allowed_oauth_scopes=list(OAUTH_SCOPES),
             supported_identity_providers=["COGNITO"],
             callback_urls=callbacks,
-            default_redirect_uri=callbacks.apply(lambda urls: urls[0]),
-            logout_urls=pulumi.Output.from_input(args.web_origin).apply(lambda origin: [f"{origin}/"]),
+            default_redirect_uri=callbacks[0] if args.web_origin else None,
+            logout_urls=[f"{args.web_origin}/"] if args.web_origin else None,
             explicit_auth_flows=list(WEB_CLIENT_FLOWS),
             refresh_token_rotation={
                 "feature": "ENABLED",

@@ -181,9 +181,6 @@ class RegionalAppArgs:
     """Set this region's account-level API Gateway CloudWatch role (needed for access logs)."""
     log_level: str = "INFO"
     """LOG_LEVEL of the function's structured logger."""
-    extra_cors_origins: Sequence[pulumi.Input[str]] = ()
-    """Origins allowed by CORS besides ``settings.cors_allow_origins``, known only once deployed (the
-    web client's CloudFront origin)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for every taggable child."""
 
@@ -274,9 +271,6 @@ class RegionalApp(pulumi.ComponentResource):
             description=args.artifacts.layer_description,
             opts=child,
         )
-        cors_origins = Output.all(*settings.cors_allow_origins, *args.extra_cors_origins).apply(
-            lambda origins: list(dict.fromkeys(origins))
-        )
         function = aws.lambda_.Function(
             f"{name}-function",
             name=function_name,
@@ -290,11 +284,9 @@ class RegionalApp(pulumi.ComponentResource):
             memory_size=settings.lambda_memory_mb,
             timeout=settings.lambda_timeout_seconds,
             environment={
-                "variables": Output.all(
-                    args.cluster_endpoint, cors_origins, *args.user_pool_client_ids
-                ).apply(
+                "variables": Output.all(args.cluster_endpoint, *args.user_pool_client_ids).apply(
                     lambda values: function_environment(
-                        values[0], values[1], args.log_level, settings.auth_mode, values[2:]
+                        values[0], settings.cors_allow_origins, args.log_level, settings.auth_mode, values[1:]
                     )
                 )
             },
@@ -327,13 +319,13 @@ class RegionalApp(pulumi.ComponentResource):
         document = load_document(OPENAPI_DOCUMENT)
         # The authorizer (the user pool's ARN) and the CORS headers of API Gateway's own answers are
         # part of the body, so changing either redeploys the API.
-        body = Output.all(invoke_arn, args.user_pool_arn, cors_origins).apply(
+        body = Output.all(invoke_arn, args.user_pool_arn).apply(
             lambda values: render(
                 api_gateway_body(
                     document,
                     values[0],
                     user_pool_arn=values[1],
-                    cors_allow_origins=values[2],
+                    cors_allow_origins=settings.cors_allow_origins,
                 )
             )
         )

@@ -2,12 +2,14 @@
 
 Two components, because the pieces fall on both sides of the regional APIs in the graph:
 
-- ``WebHosting`` (before the APIs): the bucket (public access blocked, bucket-owner-enforced ownership,
-  SSE-S3, versioning so a bad upload can be rolled back), CloudFront origin access control (SigV4,
-  every request signed), and the response headers policy (a strict Content-Security-Policy, HSTS,
-  nosniff, frame-ancestors 'none', a referrer policy). Without ``cdn`` it also makes the client's own
-  distribution, whose origin the APIs must allow for CORS (so it exists before them); with ``cdn`` the
-  stack's one distribution (components/edge.py) serves the bucket as its default behaviour.
+- ``WebHosting``: the bucket (public access blocked, bucket-owner-enforced ownership, SSE-S3,
+  versioning so a bad upload can be rolled back), CloudFront origin access control (SigV4, every
+  request signed), and the response headers policy (a strict Content-Security-Policy, HSTS, nosniff,
+  frame-ancestors 'none', a referrer policy). With ``cdn`` the stack's one distribution
+  (components/edge.py) serves the bucket as its default behaviour; without it (``own_domain``) the
+  client gets a distribution of its own on ``app.<domainName>``, with a us-east-1 certificate and
+  TLSv1.2_2021 at least. CloudFront's default ``*.cloudfront.net`` certificate accepts TLS 1.0, which
+  the stack's TLS invariant (policy/invariants/tls.py) refuses, so a client needs the custom domain.
 - ``WebContent`` (after the APIs and the distribution): the bucket policy allowing ``s3:GetObject``
   to that one distribution only (``aws:SourceArn``), and the files: HTML pages at their own paths with
   a short cache (``no-cache``: revalidated on every load), every other file under
@@ -33,6 +35,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT
+from components.global_routing import validation_record_for
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = ROOT / "web"
@@ -163,6 +166,26 @@ def api_origins_for(regions: Sequence[str]) -> list[str]:
     return [f"https://*.execute-api.{region}.amazonaws.com" for region in regions]
 
 
+WEB_SUBDOMAIN = "app"
+
+
+def web_host(domain_name: str, cdn: bool) -> str:
+    """Where the client is served: the domain itself on the cdn distribution, else ``app.<domain>``."""
+    return domain_name if cdn else f"{WEB_SUBDOMAIN}.{domain_name}"
+
+
+@dataclass(frozen=True)
+class WebDomain:
+    """The own distribution's public name and what it needs to serve it."""
+
+    name: str
+    """``app.<domainName>``."""
+    hosted_zone_id: str
+    us_east_1_provider: pulumi.ProviderResource
+    """For the viewer certificate (CloudFront takes certificates from us-east-1 only)."""
+    dns_provider: pulumi.ProviderResource
+
+
 @dataclass(frozen=True)
 class WebHostingArgs:
     """Inputs of WebHosting; plain values, no pulumi.Config."""
@@ -171,8 +194,9 @@ class WebHostingArgs:
     """The application regions, whose API hosts the CSP's connect-src allows."""
     auth_origin: pulumi.Input[str]
     """``https://`` origin of managed login (the Cognito domain), allowed in connect-src/form-action."""
-    own_distribution: bool
-    """Make a distribution for the client (the stack's ``cdn`` is off); else the edge serves it."""
+    own_domain: WebDomain | None
+    """A distribution of the client's own on this name (the stack's ``cdn`` is off); None: the edge
+    distribution serves the bucket."""
     extra_connect_origins: Sequence[str] = ()
     """Other origins the client calls (the global API name with a custom domain)."""
     tags: Mapping[str, str] | None = None
@@ -188,8 +212,6 @@ class WebHosting(pulumi.ComponentResource):
     response_headers_policy_id: pulumi.Output[str]
     distribution: aws.cloudfront.Distribution | None
     """The client's own distribution (without ``cdn``), else None."""
-    origin: pulumi.Output[str] | None
-    """``https://<distribution name>`` of the own distribution, else None (the edge's domain serves)."""
 
     def __init__(self, name: str, args: WebHostingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{PROJECT}:web:WebHosting", name, None, opts)
@@ -232,16 +254,12 @@ class WebHosting(pulumi.ComponentResource):
         self.bucket_regional_domain_name = bucket.bucket_regional_domain_name
         self.origin_access_control_id = oac.id
         self.response_headers_policy_id = headers.id
-        self.distribution = self._distribution(name) if args.own_distribution else None
-        self.origin = (
-            self.distribution.domain_name.apply(lambda host: f"https://{host}") if self.distribution else None
-        )
+        self.distribution = self._distribution(name, args.own_domain) if args.own_domain else None
         self.register_outputs(
             {
                 "bucket_name": self.bucket_name,
                 "origin_access_control_id": self.origin_access_control_id,
                 "response_headers_policy_id": self.response_headers_policy_id,
-                "origin": self.origin,
             }
         )
 
@@ -311,21 +329,54 @@ class WebHosting(pulumi.ComponentResource):
         )
         return bucket
 
-    def _distribution(self, name: str) -> aws.cloudfront.Distribution:
-        return aws.cloudfront.Distribution(
+    def _distribution(self, name: str, domain: WebDomain) -> aws.cloudfront.Distribution:
+        east = pulumi.ResourceOptions(parent=self, provider=domain.us_east_1_provider)
+        dns = pulumi.ResourceOptions(parent=self, provider=domain.dns_provider)
+        certificate = aws.acm.Certificate(
+            f"{name}-cert", domain_name=domain.name, validation_method="DNS", opts=east
+        )
+        record = validation_record_for(f"{name}-cert-validation", certificate, domain.hosted_zone_id, dns)
+        validated = aws.acm.CertificateValidation(
+            f"{name}-cert-validated",
+            certificate_arn=certificate.arn,
+            validation_record_fqdns=[record.fqdn],
+            opts=east,
+        )
+        distribution = aws.cloudfront.Distribution(
             f"{name}-distribution",
             enabled=True,
-            comment=f"{pulumi.get_project()}-{pulumi.get_stack()}: web client",
+            comment=f"{pulumi.get_project()}-{pulumi.get_stack()}: web client {domain.name}",
+            aliases=[domain.name],
             default_root_object=INDEX,
             origins=[self.s3_origin()],
             default_cache_behavior=self.default_behavior(),
-            viewer_certificate={"cloudfront_default_certificate": True},
+            viewer_certificate={
+                "acm_certificate_arn": validated.certificate_arn,
+                "ssl_support_method": "sni-only",
+                "minimum_protocol_version": "TLSv1.2_2021",
+            },
             http_version="http2and3",
             is_ipv6_enabled=True,
             price_class="PriceClass_100",  # static files: the cheapest edge set is enough
             restrictions={"geo_restriction": {"restriction_type": "none"}},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=east,
         )
+        for record_type in ("A", "AAAA"):
+            aws.route53.Record(
+                f"{name}-{record_type.lower()}",
+                zone_id=domain.hosted_zone_id,
+                name=domain.name,
+                type=record_type,
+                aliases=[
+                    {
+                        "name": distribution.domain_name,
+                        "zone_id": distribution.hosted_zone_id,
+                        "evaluate_target_health": False,  # Route 53 refuses true for CloudFront
+                    }
+                ],
+                opts=dns,
+            )
+        return distribution
 
 
 def bucket_policy_document(bucket_arn: str, distribution_arn: str) -> str:

@@ -18,7 +18,7 @@ from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered
 
 POLICY = json.loads((Path(__file__).resolve().parents[1] / "docs" / "deployer-policy.json").read_text())
 CONTEXT = {"aws:PrincipalAccount": ACCOUNT}
-CUSTOM_DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "cdn": True}
+DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
 
 Need = list[tuple[str, str]]
 
@@ -102,7 +102,7 @@ def _pool_arn(r: Registered) -> str:
     return f"arn:aws:cognito-idp:{pool_id.split('_')[0]}:{ACCOUNT}:userpool/{pool_id}"
 
 
-@pytest.fixture(scope="module", params=[{}, CUSTOM_DOMAIN], ids=["own-distribution", "cdn-custom-domain"])
+@pytest.fixture(scope="module", params=[DOMAIN, {**DOMAIN, "cdn": True}], ids=["app-subdomain", "cdn"])
 def program(request: pytest.FixtureRequest) -> ProgramRun:
     return run_ops_program(request.param)
 

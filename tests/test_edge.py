@@ -215,10 +215,10 @@ def test_program_with_waf_attaches_the_web_acl() -> None:
     assert rate["statement"]["rateBasedStatement"]["limit"] == 100
 
 
-@pytest.mark.parametrize("overrides", [{"webClient": False}, DOMAIN])
+@pytest.mark.parametrize("overrides", [{}, DOMAIN])
 def test_program_without_cdn_has_no_distribution_and_latency_routes_the_domain(overrides: dict) -> None:
     run = run_ops_program(overrides)
     assert run.of_type(DISTRIBUTION) == [] and run.of_type(WEB_ACL) == []
     assert "cdnDomainName" not in run.outputs
     latency = {r.inputs["name"] for r in run.of_type(RECORD) if r.inputs.get("latencyRoutingPolicies")}
-    assert latency == ({"api.example.com"} if "domainName" in overrides else set())
+    assert latency == ({"api.example.com"} if overrides else set())

@@ -36,7 +36,8 @@ DOMAIN = "aws:cognito/userPoolDomain:UserPoolDomain"
 BRANDING = "aws:cognito/managedLoginBranding:ManagedLoginBranding"
 CERTIFICATE = "aws:acm/certificate:Certificate"
 RECORD = "aws:route53/record:Record"
-CDN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "cdn": True}
+WITH_DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
+WITH_CDN = {**WITH_DOMAIN, "cdn": True}
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +59,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def prod(site: Path) -> ProgramRun:
+    """A stack with a custom domain and no cdn: the client on app.<domain>, its own distribution."""
+    return run_ops_program(WITH_DOMAIN)
+
+
+@pytest.fixture(scope="module")
+def no_domain(site: Path) -> ProgramRun:
     return run_program()
 
 
 @pytest.fixture(scope="module")
 def cdn(site: Path) -> ProgramRun:
-    return run_ops_program(CDN)
+    return run_ops_program(WITH_CDN)
 
 
 def _objects(run: ProgramRun) -> dict[str, Registered]:
@@ -145,8 +152,8 @@ def test_the_csp_allows_no_inline_script_and_only_the_apis_and_the_sign_in_domai
     assert directives["script-src"] == ["'self'"]  # no 'unsafe-inline', no 'unsafe-eval', no hosts
     assert directives["frame-ancestors"] == ["'none'"]
     assert directives["object-src"] == ["'none'"] and directives["base-uri"] == ["'none'"]
-    domain = prod.one(DOMAIN).inputs["domain"]
-    auth = f"https://{domain}.auth.us-east-1.amazoncognito.com"
+    auth = "https://auth.api.example.com"
+    assert prod.one(DOMAIN).inputs["domain"] == "auth.api.example.com"
     assert directives["connect-src"] == [
         "'self'",
         "https://*.execute-api.us-east-1.amazonaws.com",
@@ -176,11 +183,21 @@ def test_the_csp_helper_refuses_nothing_but_names_every_origin() -> None:
 # ----------------------------------------------------------------- its own distribution (cdn off)
 
 
-def test_without_cdn_the_client_has_its_own_https_distribution_and_the_apis_allow_its_origin(
+def test_without_cdn_the_client_has_its_own_distribution_on_app_domain_and_the_apis_allow_it(
     prod: ProgramRun,
 ) -> None:
     distribution = prod.one(DISTRIBUTION).inputs
     assert distribution["defaultRootObject"] == "index.html"
+    assert distribution["aliases"] == ["app.api.example.com"]
+    # TLS 1.2 at least: an ACM certificate in us-east-1 (the default *.cloudfront.net one accepts TLS 1.0).
+    viewer = distribution["viewerCertificate"]
+    assert viewer["minimumProtocolVersion"] == "TLSv1.2_2021" and viewer["sslSupportMethod"] == "sni-only"
+    certificate = next(
+        c for c in prod.of_type(CERTIFICATE) if c.inputs["domainName"] == "app.api.example.com"
+    )
+    assert certificate.region == "us-east-1"
+    records = [r for r in prod.of_type(RECORD) if r.inputs["name"] == "app.api.example.com"]
+    assert sorted(r.inputs["type"] for r in records) == ["A", "AAAA"]
     [origin] = distribution["origins"]
     assert origin["originAccessControlId"] == prod.one(OAC).outputs["id"]
     assert origin["domainName"] == prod.one(BUCKET).outputs["bucketRegionalDomainName"]
@@ -188,7 +205,7 @@ def test_without_cdn_the_client_has_its_own_https_distribution_and_the_apis_allo
     assert behavior["viewerProtocolPolicy"] == "redirect-to-https"
     assert behavior["allowedMethods"] == ["GET", "HEAD"]
     assert behavior["responseHeadersPolicyId"] == prod.one(HEADERS).outputs["id"]
-    web_origin = f"https://{prod.one(DISTRIBUTION).outputs['domainName']}"
+    web_origin = "https://app.api.example.com"
     assert prod.outputs["webUrl"] == web_origin
     for region in ("us-east-1", "us-east-2"):
         variables = prod.named(f"users-api-{region}-function").inputs["environment"]["variables"]
@@ -244,15 +261,29 @@ def test_with_a_domain_managed_login_is_auth_domain_with_a_us_east_1_certificate
 # ----------------------------------------------------------------- managed login and the code + PKCE client
 
 
-def test_the_default_domain_is_a_cognito_prefix_with_managed_login_and_its_style(prod: ProgramRun) -> None:
-    domain = prod.one(DOMAIN)
+def test_without_a_domain_managed_login_is_a_cognito_prefix_for_the_cli_and_no_site(
+    no_domain: ProgramRun,
+) -> None:
+    domain = no_domain.one(DOMAIN)
     assert domain.region == "us-east-1" and domain.inputs.get("certificateArn") is None
     assert domain.inputs["domain"] == default_domain_prefix("dsql-users-api", "prod", ACCOUNT)
     assert domain.inputs["managedLoginVersion"] == 2
-    branding = prod.one(BRANDING).inputs
+    branding = no_domain.one(BRANDING).inputs
     assert branding["clientId"] == "users-identity-web-client-id"
     assert branding["useCognitoProvidedValues"] is True
-    assert prod.outputs["authDomain"] == f"{domain.inputs['domain']}.auth.us-east-1.amazoncognito.com"
+    assert no_domain.outputs["authDomain"] == f"{domain.inputs['domain']}.auth.us-east-1.amazoncognito.com"
+    # No custom domain, no site: CloudFront's own certificate would accept TLS 1.0.
+    assert no_domain.of_type(BUCKET) == [] and no_domain.of_type(DISTRIBUTION) == []
+    assert "webUrl" not in no_domain.outputs
+    client = no_domain.named("users-identity-web-client").inputs
+    assert client["callbackUrls"] == [f"http://localhost:{port}/callback" for port in CLI_CALLBACK_PORTS]
+    assert client.get("logoutUrls") is None and client.get("defaultRedirectUri") is None
+
+
+def test_an_own_prefix_is_used_as_given(site: Path) -> None:
+    run = run_program({"authDomainPrefix": "users-login-test"})
+    assert run.one(DOMAIN).inputs["domain"] == "users-login-test"
+    assert run.outputs["authDomain"] == "users-login-test.auth.us-east-1.amazoncognito.com"
 
 
 def test_the_web_client_is_code_with_pkce_only_with_https_or_loopback_callbacks(prod: ProgramRun) -> None:
@@ -379,7 +410,21 @@ def test_unknown_file_types_and_a_committed_config_json_are_refused(tmp_path: Pa
 
 def test_an_empty_web_directory_uploads_config_json_only_and_says_so(tmp_path: Path) -> None:
     with mock.patch.object(web_client, "WEB_DIR", tmp_path), mock.patch("pulumi.log.warn") as warn:
-        run = run_program()
+        run = run_ops_program(WITH_DOMAIN)
     assert set(_objects(run)) == {"config.json"}
     assert any("has no web/index.html" in str(call.args[0]) or "index.html" in str(call.args[0])
                for call in warn.call_args_list)  # fmt: skip
+
+
+@pytest.mark.parametrize("fixture", ["prod", "cdn"])
+def test_the_policy_packs_invariants_hold_with_the_web_client(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """TLS 1.2+ on every distribution, and the other mandatory invariants, with the client deployed."""
+    from tests.test_policy_pack import program_violations
+
+    run: ProgramRun = request.getfixturevalue(fixture)
+    found = program_violations(run)
+    separate = ("rest-api-default-endpoint-tls-1-2", "api-methods-require-cognito-authorizer")
+    assert {name: messages for name, messages in found.items() if name not in separate and messages} == {}
+    assert run.of_type(DISTRIBUTION) and run.of_type(BUCKET)  # not vacuous
