@@ -100,8 +100,8 @@ class StackConfig:
     drill_schedule: str | None = None
     """EventBridge Scheduler expression that runs the failover drill; None schedules none."""
     web_client: bool = True
-    """Deploy the web client (private S3 bucket behind CloudFront) and Cognito managed login (with
-    authMode cognito)."""
+    """Deploy Cognito managed login with a code + PKCE client and, with domain_name, the web client
+    (private S3 bucket behind CloudFront); with authMode cognito only."""
     auth_domain_prefix: str | None = None
     """Prefix of the Cognito managed-login domain; None derives one from project, stack and account."""
 
