@@ -112,7 +112,7 @@ artifacts = LambdaArtifacts(
     LambdaArtifactsArgs(architecture=config.lambda_architecture, runtime=config.lambda_runtime),
 )
 
-# Managed login (docs/web-client.md): on auth.<domainName>, or a Cognito prefix domain without a domain.
+# Managed login (docs/web-hosting.md): on auth.<domainName>, or a Cognito prefix domain without a domain.
 # The web client is served where TLS 1.2 can be enforced, i.e. on the custom domain: the cdn
 # distribution's own name, or app.<domainName> (CloudFront's default certificate accepts TLS 1.0).
 managed_login_on = config.web_client and config.auth_mode == "cognito"

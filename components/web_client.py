@@ -14,7 +14,7 @@ Two components, because the pieces fall on both sides of the regional APIs in th
   to that one distribution only (``aws:SourceArn``), and the files: HTML pages at their own paths with
   a short cache (``no-cache``: revalidated on every load), every other file under
   ``assets/<hash of the whole tree>/`` with a year-long immutable cache, and ``config.json``, which the
-  client reads at run time (its keys are in docs/web-client.md). ``index.html`` is also uploaded as
+  client reads at run time (its keys are agreed in docs/web-client.md). ``index.html`` is also uploaded as
   ``callback``: the OAuth redirect path is a page of the client, and S3 has no rewrite rules.
 
 Nothing is public: S3 answers CloudFront's signed requests only; with no ``s3:ListBucket`` an unknown
