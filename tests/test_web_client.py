@@ -428,3 +428,13 @@ def test_the_policy_packs_invariants_hold_with_the_web_client(
     separate = ("rest-api-default-endpoint-tls-1-2", "api-methods-require-cognito-authorizer")
     assert {name: messages for name, messages in found.items() if name not in separate and messages} == {}
     assert run.of_type(DISTRIBUTION) and run.of_type(BUCKET)  # not vacuous
+
+
+@pytest.mark.parametrize("overrides", [{}, WITH_DOMAIN, WITH_CDN], ids=["no-domain", "app-domain", "cdn"])
+def test_a_first_preview_plans_every_part_without_known_outputs(overrides: dict, site: Path) -> None:
+    run = run_ops_program(overrides, preview=True)
+    assert len(run.of_type(DOMAIN)) == 1 and len(run.of_type(BRANDING)) == 1
+    if overrides:
+        keys = {r.inputs["key"] for r in run.of_type(OBJECT)}
+        assert {"index.html", "callback", "config.json"} <= keys
+        assert len(run.of_type(DISTRIBUTION)) == 1 and len(run.of_type(POLICY)) == 1
