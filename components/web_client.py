@@ -100,7 +100,12 @@ def site_files(site_dir: Path) -> list[WebFile]:
     """The objects for the files of ``site_dir``: pages at their paths (local references rewritten to
     the hashed asset names), everything else under ``assets/<tree hash>/`` (relative imports between
     modules keep working, as the tree moves as one), and index.html again as ``callback``."""
-    files = sorted(p for p in site_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    # Hidden files and folders (an editor's swap file, a copy being renamed into place) never ship.
+    files = sorted(
+        p
+        for p in site_dir.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(site_dir).parts)
+    )
     relative = {p.relative_to(site_dir).as_posix(): p for p in files}
     if CONFIG_OBJECT in relative:
         raise ValueError(

@@ -390,7 +390,11 @@ def test_config_json_names_the_apis_the_domain_and_the_client(prod: ProgramRun) 
 def test_a_change_to_any_file_moves_every_asset_and_a_same_tree_keeps_the_names(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text('<script type="module" src="app.js"></script>')
     (tmp_path / "app.js").write_text("1;\n")
+    (tmp_path / ".app.js.swp").write_text("x")
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "x.bin").write_bytes(b"\0")
     first = {f.key for f in site_files(tmp_path)}
+    assert not any("swp" in key or ".cache" in key for key in first)  # hidden files never ship
     assert {f.key for f in site_files(tmp_path)} == first
     (tmp_path / "app.js").write_text("2;\n")
     second = {f.key for f in site_files(tmp_path)}
