@@ -32,7 +32,14 @@ import pulumi_aws as aws
 
 PROJECT = "dsql-users-api"
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
-DEPLOYER_POLICY_FILES = ("deployer-iam", "deployer-data", "deployer-edge", "deployer-identity-ops", "smoke")
+DEPLOYER_POLICY_FILES = (
+    "deployer-iam",
+    "deployer-data",
+    "deployer-edge",
+    "deployer-identity-ops",
+    "deployer-web",
+    "smoke",
+)
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 # Tags the deployer's policies read through aws:PrincipalTag (bootstrap/policies/*.json).
 STACK_TAG, DOMAIN_TAG, ZONE_TAG = f"{PROJECT}-stack", f"{PROJECT}-domain", f"{PROJECT}-zone"

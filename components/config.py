@@ -103,6 +103,11 @@ class StackConfig:
     """Lifetime of the public client's ID and access tokens: how long a removed admin keeps power."""
     permissions_boundary_arn: str | None = None
     """Managed policy every IAM role of the stack carries as its permissions boundary (bootstrap/)."""
+    web_client: bool = True
+    """Deploy Cognito managed login with a code + PKCE client and, with domain_name, the web client
+    (private S3 bucket behind CloudFront); with authMode cognito only."""
+    auth_domain_prefix: str | None = None
+    """Prefix of the Cognito managed-login domain; None derives one from project, stack and account."""
 
     @property
     def app_regions(self) -> tuple[str, str]:
@@ -146,6 +151,8 @@ KEYS: dict[str, str] = {
     "drillSchedule": "drill_schedule",
     "tokenValidityMinutes": "token_validity_minutes",
     "permissionsBoundaryArn": "permissions_boundary_arn",
+    "webClient": "web_client",
+    "authDomainPrefix": "auth_domain_prefix",
 }
 # Keys still declared so that an old stack file gets a clear message instead of an unknown-key error.
 RETIRED = {
@@ -456,6 +463,20 @@ def _drill_schedule(key: str, value: str, project: str) -> str | None:
         ) from None
 
 
+def _auth_domain_prefix(key: str, value: str, project: str) -> str | None:
+    from components.managed_login import check_domain_prefix
+
+    if not value.strip():
+        return None  # derived from project, stack and account
+    try:
+        return check_domain_prefix(value.strip())
+    except ValueError as problem:
+        raise ConfigError(
+            f"{project}:{key} is not valid: {problem}; set e.g. `pulumi config set {key} users-api-prod-login`"
+            ', or "" to derive one'
+        ) from None
+
+
 _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "deletionProtection": _boolean,
     "kmsKeyArns": _kms_keys,
@@ -491,6 +512,8 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "permissionsBoundaryArn": _matching(
         IAM_POLICY_ARN, "arn:aws:iam::123456789012:policy/dsql-users-api-boundary (bootstrap output)"
     ),
+    "webClient": _boolean,
+    "authDomainPrefix": _auth_domain_prefix,
 }
 
 

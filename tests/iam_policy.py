@@ -40,6 +40,7 @@ DEPLOYER_FILES = (
     "deployer-data.json",
     "deployer-edge.json",
     "deployer-identity-ops.json",
+    "deployer-web.json",
 )
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 

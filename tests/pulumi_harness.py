@@ -223,6 +223,34 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
             "arn": f"arn:aws:cognito-idp:{region}:{ACCOUNT}:userpool/{pool_id}",
             "endpoint": f"cognito-idp.{region}.amazonaws.com/{pool_id}",
         }
+    if typ == "aws:cloudfront/distribution:Distribution":
+        distribution_id = "E" + (name.replace("-", "").upper() + "0" * 13)[:13]
+        return {
+            "id": distribution_id,
+            "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{distribution_id}",
+            "domainName": f"d{distribution_id.lower()}.cloudfront.net",
+            "hostedZoneId": "Z2FDTNDATAQYW2",
+        }
+    if typ == "aws:s3/bucket:Bucket":
+        bucket = (
+            inputs.get("bucket") or f"{inputs.get('bucketPrefix') or name + '-'}20261206abcdef0123456789ab"
+        )
+        return {
+            "id": bucket,
+            "bucket": bucket,
+            "arn": f"arn:aws:s3:::{bucket}",
+            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
+        }
+    if typ == "aws:cloudfront/originAccessControl:OriginAccessControl":
+        return {"id": "E2OACEXAMPLE01"}
+    if typ == "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy":
+        return {"id": f"{name}-policy-id"}
+    if typ == "aws:cognito/userPoolDomain:UserPoolDomain":
+        return {
+            "id": inputs.get("domain"),
+            "cloudfrontDistribution": "d111111abcdef8.cloudfront.net",
+            "cloudfrontDistributionZoneId": "Z2FDTNDATAQYW2",
+        }
     return {"arn": f"arn:aws:mock:{region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}"}
 
 

@@ -522,6 +522,18 @@ OWNED_ELSEWHERE = {
     "aws:scheduler/schedule:Schedule",
     "aws:sfn/stateMachine:StateMachine",
     "aws:wafv2/webAcl:WebAcl",
+    # the web client and managed login: tests/test_deployer_policy_web.py
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketVersioning:BucketVersioning",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketObjectv2:BucketObjectv2",
+    "aws:cloudfront/originAccessControl:OriginAccessControl",
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy",
+    "aws:cognito/userPoolDomain:UserPoolDomain",
+    "aws:cognito/managedLoginBranding:ManagedLoginBranding",
 }
 NOT_AWS_RESOURCES = ("pulumi:providers:", "pulumi-python:dynamic/", "command:", "dsql-users-api:")
 

@@ -18,7 +18,8 @@ from components.edge import (
 from tests.ops_mocks import CLOUDFRONT_ZONE_ID, run_ops_program
 from tests.pulumi_harness import ProgramRun, Registered
 
-DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
+# The API's edge alone; the web client on the same distribution is tested in tests/test_web_client.py.
+DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "webClient": False}
 CDN = {**DOMAIN, "cdn": True}
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"

@@ -63,7 +63,11 @@ def test_one_pool_in_the_primary_region_with_its_provider(prod: ProgramRun) -> N
     assert pool.region == PRIMARY
     assert pool.provider and f"aws-{PRIMARY}" in pool.provider
     cognito = [r for r in prod.resources if r.typ.startswith("aws:cognito/")]
-    assert sorted(r.typ for r in cognito) == sorted([POOL, CLIENT, CLIENT, GROUP])
+    # The web client (webClient, on by default) adds its code + PKCE client, a domain and a style.
+    assert sorted(r.typ for r in cognito) == sorted(
+        [POOL, CLIENT, CLIENT, CLIENT, GROUP, "aws:cognito/userPoolDomain:UserPoolDomain",
+         "aws:cognito/managedLoginBranding:ManagedLoginBranding"]
+    )  # fmt: skip
     for resource in cognito:
         assert resource.region == PRIMARY, f"{resource.name} is in {resource.region}"
 
@@ -195,8 +199,10 @@ def test_every_method_but_health_and_preflights_requires_the_one_pool(prod: Prog
     assert "security" not in body  # no document-level default left for API Gateway to interpret
     variables = prod.named(f"users-api-{region}-function").inputs["environment"]["variables"]
     assert variables["AUTH_MODE"] == "cognito"
-    # The function accepts ID tokens of the stack's two clients only (the authorizer takes any client).
-    assert variables["AUTH_CLIENT_IDS"] == "users-identity-client-id,users-identity-smoke-client-id"
+    # The function accepts ID tokens of the stack's clients only (the authorizer takes any client).
+    assert variables["AUTH_CLIENT_IDS"] == (
+        "users-identity-client-id,users-identity-smoke-client-id,users-identity-web-client-id"
+    )
 
 
 def test_both_regions_name_the_same_pool(prod: ProgramRun) -> None:
