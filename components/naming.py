@@ -23,6 +23,10 @@ WEB_ACL_NAME_MAX = 128
 USER_POOL_NAME_MAX = 128
 ALARM_NAME_MAX = 255
 DASHBOARD_NAME_MAX = 255
+# CloudFront's API reference (the models give no max): an origin access control's name 64 characters,
+# a response headers policy's 128.
+ORIGIN_ACCESS_CONTROL_NAME_MAX = 64
+RESPONSE_HEADERS_POLICY_NAME_MAX = 128
 HASH_LENGTH = 8
 
 

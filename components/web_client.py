@@ -36,6 +36,7 @@ import pulumi_aws as aws
 
 from components.config import PROJECT
 from components.global_routing import validation_record_for
+from components.naming import ORIGIN_ACCESS_CONTROL_NAME_MAX, RESPONSE_HEADERS_POLICY_NAME_MAX, stack_name
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = ROOT / "web"
@@ -224,7 +225,7 @@ class WebHosting(pulumi.ComponentResource):
         bucket = self._bucket(name, args, child)
         oac = aws.cloudfront.OriginAccessControl(
             f"{name}-oac",
-            name=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"[:64],
+            name=stack_name(name, ORIGIN_ACCESS_CONTROL_NAME_MAX),
             description="CloudFront reads the web client's bucket with SigV4-signed requests",
             origin_access_control_origin_type="s3",
             signing_behavior="always",
@@ -238,7 +239,7 @@ class WebHosting(pulumi.ComponentResource):
         )
         headers = aws.cloudfront.ResponseHeadersPolicy(
             f"{name}-headers",
-            name=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"[:128],
+            name=stack_name(name, RESPONSE_HEADERS_POLICY_NAME_MAX),
             comment="Web client: strict CSP, HSTS, nosniff, no framing, referrer policy",
             security_headers_config={
                 "content_security_policy": {"content_security_policy": csp, "override": True},

@@ -47,6 +47,20 @@ NAMES: dict[str, tuple[str | None, str, str, str]] = {
     ),
     "aws:cognito/userGroup:UserGroup": ("name", "cognito-idp", "CreateGroup", "GroupName"),
     "aws:wafv2/webAcl:WebAcl": ("name", "wafv2", "CreateWebACL", "Name"),
+    "aws:cloudfront/originAccessControl:OriginAccessControl": (
+        "name",
+        "cloudfront",
+        "CreateOriginAccessControl",
+        "OriginAccessControlConfig.Name",
+    ),
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": (
+        "name",
+        "cloudfront",
+        "CreateResponseHeadersPolicy",
+        "ResponseHeadersPolicyConfig.Name",
+    ),
+    # S3 adds 26 characters to a bucket prefix; Terraform's bucket_prefix allows 37 before them.
+    "aws:s3/bucket:Bucket": ("bucketPrefix", "s3", "CreateBucket", "Bucket"),
 }
 # Where the model's max is not the name's own limit, the API reference's is used:
 DOCUMENTED = {
@@ -55,11 +69,13 @@ DOCUMENTED = {
     # The model's 140 counts the full ARN: "If you specify only the function name, it is limited to
     # 64 characters in length" (CreateFunction, FunctionName).
     ("lambda", "CreateFunction", "FunctionName"): 64,
-    (
-        "lambda",
-        "PublishLayerVersion",
-        "LayerName",
-    ): 140,  # the model's 2048 is an ARN; its name part is {1,140}
+    # The model's 2048 is an ARN; its name part is {1,140}.
+    ("lambda", "PublishLayerVersion", "LayerName"): 140,
+    # CloudFront's API reference; the model gives no max.
+    ("cloudfront", "CreateOriginAccessControl", "OriginAccessControlConfig.Name"): 64,
+    ("cloudfront", "CreateResponseHeadersPolicy", "ResponseHeadersPolicyConfig.Name"): 128,
+    # A bucket prefix: S3's 63 characters less the 26 random ones Terraform adds (bucket_prefix).
+    ("s3", "CreateBucket", "Bucket"): 37,
 }
 
 
