@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -481,7 +482,8 @@ class WebContent(pulumi.ComponentResource):
                     )
                 }
             elif item.source is not None:
-                body = {"source": pulumi.FileAsset(str(item.source))}
+                # Project-relative, as the Lambda zips: the same inputs from any checkout path.
+                body = {"source": pulumi.FileAsset(os.path.relpath(item.source, ROOT))}
             else:
                 body = {"content": item.content}
             aws.s3.BucketObjectv2(
