@@ -336,6 +336,11 @@ def test_name_of_exactly_100_characters_and_email_of_254_are_accepted_255_refuse
         ("[" * 100_00 + "]" * 100_00, "payload_too_large", "larger than 16384 bytes"),
         ("[" * 5000 + "]" * 5000, "bad_request", "nested too deeply"),
         (b'{"name": "\xff"}', "bad_request", "not valid UTF-8 (byte 10)"),
+        # More digits than Python converts (4,300): a plain ValueError in json.loads, never a 500.
+        ('{"name": ' + "9" * 5000 + ', "email": "a@example.com"}', "bad_request", "5000 digits"),
+        ('{"name": -' + "9" * 101 + "}", "bad_request", "more than the 100 accepted"),
+        ('{"name": ' + "9" * 100 + ', "email": "a@example.com"}', "validation_failed", "not valid"),
+        ('{"name": 1e999999, "email": "a@example.com"}', "validation_failed", "not valid"),
     ],
 )
 def test_malformed_bodies_are_4xx_naming_the_rule(
