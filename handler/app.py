@@ -134,6 +134,8 @@ def get_user(request: Request) -> Response:
 def create_user(request: Request) -> Response:
     caller = request.caller()
     new = validation.new_user(request.json())
+    if validation.header(request.event.get("headers"), IDEMPOTENCY_KEY) is not None:
+        return _create_once(request, caller, new, lambda conn: users.create_user(conn, caller, *new))
     user = database().run(lambda conn: users.create_user(conn, caller, new.name, new.email), idempotent=False)
     return _created(request, user)
 
@@ -169,6 +171,8 @@ def get_me(request: Request) -> Response:
 def create_me(request: Request) -> Response:
     caller = request.caller()
     new = validation.new_user(request.json())
+    if validation.header(request.event.get("headers"), IDEMPOTENCY_KEY) is not None:
+        return _create_once(request, caller, new, lambda conn: users.create_my_user(conn, caller, *new))
     user = database().run(
         lambda conn: users.create_my_user(conn, caller, new.name, new.email), idempotent=False
     )
@@ -193,6 +197,55 @@ def delete_me(request: Request) -> Response:
     return Response(204)
 
 
+def _create_once(
+    request: Request,
+    caller: Caller,
+    new: validation.NewUser,
+    create: Callable[[Any], dict[str, Any]],
+) -> Response:
+    """A create with an Idempotency-Key (handler/idempotency.py): claim the key, then create and store
+    the answer in one transaction; or answer what the key already holds. Imported here only: a request
+    without a key loads none of it and stays one round trip."""
+    from handler import idempotency
+
+    key = idempotency.key_from_headers(request.event.get("headers"))
+    assert key is not None
+    scope = idempotency.owner_scope(caller)
+    fingerprint = idempotency.fingerprint(f"POST {request.path}", new._asdict())
+    attempt = idempotency.new_attempt()
+    db = database()
+    try:
+        db.run(lambda conn: idempotency.claim(conn, scope, key, fingerprint, attempt), idempotent=True)
+    except idempotency.Replay as replay:
+        answer = replay.answer
+        headers = {"Idempotent-Replayed": "true"}
+        if answer.location:
+            headers["Location"] = answer.location
+        return Response(answer.status, answer.body, headers)
+
+    def create_and_answer(conn: Any) -> idempotency.Answer:
+        response = _created(request, create(conn))
+        assert response.headers is not None
+        return idempotency.Answer(response.status, response.body, response.headers["Location"])
+
+    try:
+        answer = db.run(idempotency.answer_with(create_and_answer, scope, key, attempt), idempotent=False)
+    except Exception:
+        # Free the key for the retry (only while it holds no answer: a commit whose reply was lost
+        # keeps its answer). If even that fails, the claim frees itself after IN_FLIGHT_S.
+        try:
+            db.run(lambda conn: idempotency.release(conn, scope, key, attempt), idempotent=True)
+        except Exception as exc:
+            idempotency.log_release_failure(exc)
+        raise
+    if idempotency.should_purge():
+        try:
+            db.run(idempotency.purge_expired, idempotent=True)
+        except Exception as exc:
+            logs.warning("expired idempotency keys not purged; a later create retries", reason=str(exc)[:200])
+    return Response(answer.status, answer.body, {"Location": answer.location or ""})
+
+
 def _created(request: Request, user: dict[str, Any]) -> Response:
     """201 with the new user's URL, resolved against the client's own (stage included, /me dropped)."""
     base = request.base_path.rstrip("/")
@@ -212,7 +265,8 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/users/{id}": {"GET": get_user, "PATCH": update_user, "DELETE": delete_user},
 }
 _USER_PATH = re.compile(r"^/users/([^/]+)$")
-CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+IDEMPOTENCY_KEY = "Idempotency-Key"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 CORS_MAX_AGE = "600"
 
 
@@ -267,7 +321,7 @@ def _cors_headers(event: dict[str, Any], method: str, allow: str | None) -> dict
     origin = (validation.header(event.get("headers"), "origin") or "").rstrip("/")
     if origin and origin in allowed:
         headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Expose-Headers"] = "Location, Retry-After"
+        headers["Access-Control-Expose-Headers"] = "Location, Retry-After, Idempotent-Replayed"
         if method == "OPTIONS":
             headers["Access-Control-Allow-Methods"] = allow or "GET, POST, PATCH, DELETE, OPTIONS"
             headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS

@@ -81,6 +81,11 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class UnprocessableContent(ApiError):
+    status = 422
+    code = "unprocessable_content"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from handler import app, db, logs, users, validation
+from handler import app, db, idempotency, logs, users, validation
 from local.events import LambdaContext, api_gateway_event
 
 ORIGIN = "https://app.example.com"
@@ -459,7 +459,7 @@ def test_cors_preflight(api: Call) -> None:
     assert reply.status == 204
     assert reply.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "POST" in reply.headers["Access-Control-Allow-Methods"]
-    assert reply.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
+    assert reply.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type, Idempotency-Key"
 
 
 def test_no_cors_headers_without_configuration(api: Call, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -905,7 +905,8 @@ def test_every_statement_passes_dsql_lint(tmp_path: Any) -> None:
     from pathlib import Path
 
     sql = tmp_path / "handler.sql"
-    sql.write_text(";\n".join(s.replace("%s", "$1") for s in users.ALL_SQL) + ";\n")
+    statements = (*users.ALL_SQL, *idempotency.ALL_SQL)
+    sql.write_text(";\n".join(s.replace("%s", "$1") for s in statements) + ";\n")
     lint = shutil.which("dsql-lint") or str(Path(sys.executable).parent / "dsql-lint")
     result = subprocess.run([lint, str(sql)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
