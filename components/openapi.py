@@ -67,7 +67,7 @@ _USER_POOL_ARN = re.compile(
     r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[a-z0-9-]+_[0-9A-Za-z]+$"
 )
 # What the function exposes to a browser (handler/app.py); gateway responses expose the same.
-CORS_EXPOSE_HEADERS = "Location, Retry-After"
+CORS_EXPOSE_HEADERS = "Location, Retry-After, Idempotent-Replayed"
 
 
 class OpenApiError(ValueError):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handler import logs, users, validation
-from handler.auth import Caller, caller_from_event
+from handler.auth import Caller, caller_from_event, owner_sub, writable_email
 from handler.config import ConfigError, settings
 from handler.db import Database, start_invocation
 from handler.errors import MethodNotAllowed, NotFound, ServiceUnavailable, to_api_error
@@ -135,7 +135,9 @@ def create_user(request: Request) -> Response:
     caller = request.caller()
     new = validation.new_user(request.json())
     if validation.header(request.event.get("headers"), IDEMPOTENCY_KEY) is not None:
-        return _create_once(request, caller, new, lambda conn: users.create_user(conn, caller, *new))
+        return _create_once(
+            request, caller, new, lambda conn: users.create_user(conn, caller, *new), own=not caller.is_admin
+        )
     user = database().run(lambda conn: users.create_user(conn, caller, new.name, new.email), idempotent=False)
     return _created(request, user)
 
@@ -172,7 +174,9 @@ def create_me(request: Request) -> Response:
     caller = request.caller()
     new = validation.new_user(request.json())
     if validation.header(request.event.get("headers"), IDEMPOTENCY_KEY) is not None:
-        return _create_once(request, caller, new, lambda conn: users.create_my_user(conn, caller, *new))
+        return _create_once(
+            request, caller, new, lambda conn: users.create_my_user(conn, caller, *new), own=True
+        )
     user = database().run(
         lambda conn: users.create_my_user(conn, caller, new.name, new.email), idempotent=False
     )
@@ -202,6 +206,8 @@ def _create_once(
     caller: Caller,
     new: validation.NewUser,
     create: Callable[[Any], dict[str, Any]],
+    *,
+    own: bool,
 ) -> Response:
     """A create with an Idempotency-Key (handler/idempotency.py): claim the key, then create and store
     the answer in one transaction; or answer what the key already holds. Imported here only: a request
@@ -210,6 +216,11 @@ def _create_once(
 
     key = idempotency.key_from_headers(request.event.get("headers"))
     assert key is not None
+    if own:
+        # The ownership rules refuse before the key is looked at: a request that could never succeed
+        # neither claims a key nor learns what it holds.
+        owner_sub(caller)
+        writable_email(caller, new.email)
     scope = idempotency.owner_scope(caller)
     fingerprint = idempotency.fingerprint(f"POST {request.path}", new._asdict())
     attempt = idempotency.new_attempt()

@@ -43,7 +43,7 @@ from psycopg import errors as pg_errors
 
 from handler import logs
 from handler.auth import Caller
-from handler.errors import BadRequest, Conflict, UnprocessableContent
+from handler.errors import BadRequest, Conflict, IdempotencyKeyReused, RequestInFlight
 
 HEADER = "Idempotency-Key"
 KEY_MAX = 255
@@ -59,19 +59,21 @@ _SF_STRING = re.compile(r'^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$')
 _BARE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
 CLAIM_SQL = "INSERT INTO idempotency_keys (owner_scope, idempotency_key, fingerprint, attempt) VALUES (%s, %s, %s, %s)"
-# The row, whether it is younger than the expiry (live) and than the in-flight limit (recent).
+# The row, whether it is younger than the expiry (live) and than the in-flight limit (recent), and
+# whether the user it created still exists.
 FIND_SQL = (
     "SELECT fingerprint, attempt, status, response_body, location, "
-    "created_at > now() - %s * interval '1 second', created_at > now() - %s * interval '1 second' "
+    "created_at > now() - %s * interval '1 second', created_at > now() - %s * interval '1 second', "
+    "EXISTS (SELECT 1 FROM users WHERE users.id = idempotency_keys.user_id) "
     "FROM idempotency_keys WHERE owner_scope = %s AND idempotency_key = %s"
 )
 TAKE_OVER_SQL = (
     "UPDATE idempotency_keys SET fingerprint = %s, attempt = %s, created_at = now(), status = NULL, "
-    "response_body = NULL, location = NULL "
+    "response_body = NULL, location = NULL, user_id = NULL "
     "WHERE owner_scope = %s AND idempotency_key = %s AND attempt = %s RETURNING attempt"
 )
 ANSWER_SQL = (
-    "UPDATE idempotency_keys SET status = %s, response_body = %s, location = %s "
+    "UPDATE idempotency_keys SET status = %s, response_body = %s, location = %s, user_id = %s "
     "WHERE owner_scope = %s AND idempotency_key = %s AND attempt = %s AND status IS NULL RETURNING attempt"
 )
 RELEASE_SQL = (
@@ -84,19 +86,6 @@ PURGE_SQL = (
     "WHERE created_at < now() - %s * interval '1 second' ORDER BY created_at LIMIT %s)"
 )
 ALL_SQL = (CLAIM_SQL, FIND_SQL, TAKE_OVER_SQL, ANSWER_SQL, RELEASE_SQL, PURGE_SQL)
-
-
-class InFlight(Conflict):
-    """Another request with this key has not finished yet."""
-
-    code = "request_in_flight"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, headers={"Retry-After": str(RETRY_AFTER_S)})
-
-
-class KeyReused(UnprocessableContent):
-    code = "idempotency_key_reused"
 
 
 class Answer(NamedTuple):
@@ -158,23 +147,33 @@ def claim(conn: psycopg.Connection, scope: str, key: str, print_: str, attempt: 
         # Released or purged between the two statements: claim again (the caller retries on conflict).
         conn.execute(CLAIM_SQL, (scope, key, print_, attempt))
         return
-    found_print, found_attempt, status, body, location, live, recent = row
+    found_print, found_attempt, status, body, location, live, recent, user_exists = row
     found_attempt = str(found_attempt)
     if found_attempt == attempt:
         return
     if live and found_print.strip() != print_:
-        raise KeyReused(
+        raise IdempotencyKeyReused(
             f"this {HEADER} was already used for a different request in the last 24 hours; "
             "send a new key for a new request"
         )
     if live and status is not None:
+        if not user_exists:
+            raise Conflict(
+                f"the user created with this {HEADER} was deleted since; send a new key to create another"
+            )
         raise Replay(Answer(int(status), json.loads(body), location))
     if live and recent:
-        raise InFlight(f"a request with this {HEADER} is still being processed; retry after it finishes")
+        raise RequestInFlight(
+            f"a request with this {HEADER} is still being processed; retry after it finishes",
+            retry_after=RETRY_AFTER_S,
+        )
     # Expired, or in flight for longer than any request runs (its function stopped): take it over.
     taken = conn.execute(TAKE_OVER_SQL, (print_, attempt, scope, key, found_attempt)).fetchone()
     if taken is None:
-        raise InFlight(f"a request with this {HEADER} is still being processed; retry after it finishes")
+        raise RequestInFlight(
+            f"a request with this {HEADER} is still being processed; retry after it finishes",
+            retry_after=RETRY_AFTER_S,
+        )
 
 
 def answer_with(
@@ -193,11 +192,14 @@ def answer_with(
             answer = create(conn)
             body = json.dumps(answer.body, ensure_ascii=False, separators=(",", ":"))
             stored = conn.execute(
-                ANSWER_SQL, (answer.status, body, answer.location, scope, key, attempt)
+                ANSWER_SQL, (answer.status, body, answer.location, answer.body["id"], scope, key, attempt)
             ).fetchone()
             if stored is None:
                 # Our claim was taken over (we ran past IN_FLIGHT_S): undo the create, answer 409.
-                raise InFlight(f"this request took too long and its {HEADER} was taken over; retry it")
+                raise RequestInFlight(
+                    f"this request took too long and its {HEADER} was taken over; retry it",
+                    retry_after=RETRY_AFTER_S,
+                )
         return answer
 
     return work

@@ -7,6 +7,8 @@
 --   because it cannot add one later.
 -- * attempt is the request that holds the key while its create is in flight (status still NULL); the
 --   statement that stores the answer checks it, so an attempt that lost the key cannot write one.
+-- * user_id is the user the create made: a replay is given only while that user exists (a replayed 201
+--   whose Location answers 404 would mislead the client).
 -- * TEXT for the body (JSON as a column type is unverified on DSQL), no default on later columns.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     owner_scope     text        NOT NULL,
@@ -17,6 +19,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     status          integer,
     response_body   text,
     location        text,
+    user_id         uuid,
     PRIMARY KEY (owner_scope, idempotency_key)
 );
 

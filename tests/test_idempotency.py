@@ -103,6 +103,16 @@ def test_a_request_in_flight_is_409_with_retry_after_and_an_abandoned_one_is_tak
     assert api("POST", "/users", body, headers=key_header(key)).body == taken.body
 
 
+def test_a_retry_after_the_user_was_deleted_is_409_not_a_201_for_a_missing_user(api: Call) -> None:
+    key = str(uuid.uuid4())
+    body = {"name": "Ann", "email": "ann@example.com"}
+    first = api("POST", "/users", body, headers=key_header(key))
+    assert api("DELETE", f"/users/{first.body['id']}").status == 204
+    reply = api("POST", "/users", body, headers=key_header(key))
+    assert_error(reply, 409, "conflict")
+    assert "was deleted since" in reply.body["error"]["message"]
+
+
 def test_a_key_expires_after_24_hours(api: Call, admin_url: str) -> None:
     key = str(uuid.uuid4())
     first = api("POST", "/users", {"name": "Ann", "email": "ann@example.com"}, headers=key_header(key))

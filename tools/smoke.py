@@ -43,6 +43,10 @@ from local.ports import parse_ports, ports_setting
 from tools import smoke_auth
 
 EMAIL_DOMAIN = "example.com"  # reserved for documentation: never a real mailbox
+# Answers after which a create is retried once with its Idempotency-Key: no answer (0), the key still in
+# flight (409 request_in_flight is the only 409 a fresh e-mail can meet), and the gateway's and the
+# function's "try again".
+RETRYABLE = frozenset({0, 409, 429, 502, 503, 504})
 
 
 class SmokeFailure(Exception):
@@ -91,10 +95,20 @@ class Smoke:
 
     # ------------------------------------------------------------ HTTP
 
-    def request(self, region: Region, method: str, path: str, payload: Any = None) -> Reply:
+    def request(
+        self,
+        region: Region,
+        method: str,
+        path: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Reply:
         """The one place the smoke test (and tools.drill) talks HTTP: every call goes through here."""
         data = None if payload is None else json.dumps(payload).encode()
         headers = {"Accept": "application/json", **self.headers}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = f'"{idempotency_key}"'
         if data is not None:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(region.base_url + path, data=data, method=method, headers=headers)  # noqa: S310 - the URL is the operator's
@@ -108,7 +122,16 @@ class Smoke:
             raise SmokeFailure(f"{method} {region.base_url}{path} failed: {reason}") from None
 
     def create_user(self, region: Region, email: str) -> dict[str, Any]:
-        reply = self.request(region, "POST", "/users", {"name": "Smoke Test", "email": email})
+        """Create with an Idempotency-Key, retried once with the same key when the answer was lost or
+        the API was briefly unavailable: the retry gets the first attempt's answer, never a second user."""
+        key, payload = str(uuid.uuid4()), {"name": "Smoke Test", "email": email}
+        try:
+            reply = self.request(region, "POST", "/users", payload, idempotency_key=key)
+        except SmokeFailure:
+            reply = Reply(0, None)
+        if reply.status in RETRYABLE:
+            time.sleep(1)
+            reply = self.request(region, "POST", "/users", payload, idempotency_key=key)
         if reply.status != 201 or not isinstance(reply.body, dict) or "id" not in reply.body:
             raise SmokeFailure(f"POST /users in {region.label} answered {reply.status} {_short(reply.body)}")
         self.created[reply.body["id"]] = region
@@ -182,6 +205,24 @@ class Smoke:
             )
         return f"duplicate e-mail refused with 409 in {other.label}"
 
+    def retry_replayed(self) -> str:
+        """A create retried with its Idempotency-Key in the other region gets the first answer."""
+        writer, other = self.regions[0], self.regions[1]
+        key, payload = str(uuid.uuid4()), {"name": "Smoke Retry", "email": self.email("retry")}
+        first = self.request(writer, "POST", "/users", payload, idempotency_key=key)
+        if first.status != 201 or not isinstance(first.body, dict) or "id" not in first.body:
+            raise SmokeFailure(f"POST /users in {writer.label} answered {first.status} {_short(first.body)}")
+        self.created[first.body["id"]] = writer
+        again = self.request(other, "POST", "/users", payload, idempotency_key=key)
+        if isinstance(again.body, dict) and again.body.get("id") not in (None, first.body["id"]):
+            self.created[again.body["id"]] = other
+        if again.status != 201 or again.body != first.body:
+            raise SmokeFailure(
+                f"the retry with the same Idempotency-Key in {other.label} answered {again.status} "
+                f"{_short(again.body)}, expected the first answer (201, user {first.body['id']})"
+            )
+        return f"created in {writer.label}, the retry in {other.label} got the same user back"
+
     def cleanup(self) -> str:
         left = []
         for user_id, writer in list(self.created.items()):
@@ -209,9 +250,10 @@ class Smoke:
             self.check("read-other-region", self.read_other_region)
             self.check("concurrent-writes", self.concurrent_writes)
             self.check("duplicate-rejected", self.duplicate_rejected)
+            self.check("retry-replayed", self.retry_replayed)
         else:
             # The data checks need both regions; running them against a dead one only repeats the cause.
-            for name in ("read-other-region", "concurrent-writes", "duplicate-rejected"):
+            for name in ("read-other-region", "concurrent-writes", "duplicate-rejected", "retry-replayed"):
                 self.results.append(CheckResult(name, "SKIP", "needs both regions healthy", 0.0))
         if self.created:
             self.check("cleanup", self.cleanup)
