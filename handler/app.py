@@ -314,6 +314,9 @@ def _dispatch(request: Request) -> Response:
 def _error_response(exc: BaseException) -> Response:
     """The one place an exception becomes an HTTP status and a JSON error body."""
     error = to_api_error(exc)
+    if error.status == 401:
+        # Never expected behind API Gateway's authorizer: a routing or deployment bug worth a line.
+        logs.warning("unauthorized", reason=error.message)
     if error.status >= 500 and not isinstance(error, ServiceUnavailable):
         logs.exception("unhandled error", error_type=type(exc).__name__)
     elif isinstance(error, ServiceUnavailable):

@@ -101,6 +101,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.control_port = control_port_setting(args.control_port)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.control_port and args.control_port in (port for _, port in args.regions):
+        parser.error(f"the control port {args.control_port} is also a region's port (PORTS): choose another")
     if args.containers < 1:
         parser.error("--containers must be at least 1")
     return args

@@ -342,16 +342,22 @@ def authorize(event: dict[str, Any], verifier: TokenVerifier | None) -> bool:
     then go into ``event["requestContext"]["authorizer"]["claims"]``. Without one (``--no-auth``) the
     event passes unchanged, as on a stack deployed with ``authMode: none``.
     """
+    return authorization_failure(event, verifier) is None
+
+
+def authorization_failure(event: dict[str, Any], verifier: TokenVerifier | None) -> str | None:
+    """``authorize``, saying why a request is refused: the reason for the log, never for the client
+    (the 401's body is always API Gateway's bare "Unauthorized"); None when it passes."""
     if verifier is None or event.get("httpMethod") == "OPTIONS" or event.get("path") in OPEN_PATHS:
-        return True
+        return None
     headers = event.get("headers") or {}
     authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
     try:
         claims = verifier.claims(authorization)
-    except InvalidToken:
-        return False
+    except InvalidToken as exc:
+        return str(exc)[:200]
     event.setdefault("requestContext", {})["authorizer"] = {"claims": claims}
-    return True
+    return None
 
 
 def container_env(issuer: LocalIssuer | None) -> dict[str, str]:

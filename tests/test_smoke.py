@@ -3,6 +3,7 @@ HTTP): it passes when both regions serve, and fails naming the check when one re
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -264,3 +265,18 @@ def test_bad_ports_are_a_usage_error(
 ) -> None:
     assert smoke.main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_when_nothing_listens_the_smoke_command_says_to_start_the_local_app(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOCAL_ISSUER_FILE", str(tmp_path / "no-run.json"))  # no run recorded
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:  # bound and closed again: nothing listens there
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    assert smoke.main(["--ports", f"a={ports[0]} b={ports[1]}", "--timeout", "3"]) == 2
+    captured = capsys.readouterr()
+    assert "no local app recorded for CONTROL_PORT" in captured.out
+    assert "nothing listens at" in captured.err and "start the local app first (make dev)" in captured.err
