@@ -315,7 +315,8 @@ def _error_response(exc: BaseException) -> Response:
     """The one place an exception becomes an HTTP status and a JSON error body."""
     error = to_api_error(exc)
     if error.status == 401:
-        # Never expected behind API Gateway's authorizer: a routing or deployment bug worth a line.
+        # Behind API Gateway's authorizer this is a routing or deployment bug; with AUTH_MODE=none, a
+        # call of /users/me. Either way one line saying why (the client gets the message too).
         logs.warning("unauthorized", reason=error.message)
     if error.status >= 500 and not isinstance(error, ServiceUnavailable):
         logs.exception("unhandled error", error_type=type(exc).__name__)

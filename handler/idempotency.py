@@ -144,8 +144,14 @@ def claim(conn: psycopg.Connection, scope: str, key: str, print_: str, attempt: 
         pass
     row = conn.execute(FIND_SQL, (EXPIRES_S, IN_FLIGHT_S, scope, key)).fetchone()
     if row is None:
-        # Released or purged between the two statements: claim again (the caller retries on conflict).
-        conn.execute(CLAIM_SQL, (scope, key, print_, attempt))
+        # Released or purged between the two statements: claim again, once.
+        try:
+            conn.execute(CLAIM_SQL, (scope, key, print_, attempt))
+        except pg_errors.UniqueViolation:
+            raise RequestInFlight(
+                f"another request with this {HEADER} started just now; retry after it finishes",
+                retry_after=RETRY_AFTER_S,
+            ) from None
         return
     found_print, found_attempt, status, body, location, live, recent, user_exists = row
     found_attempt = str(found_attempt)
