@@ -13,6 +13,8 @@ Not a test: it prints figures (docs/handler.md records them with the machine the
 3. In-process latency: ``lambda_handler`` with API Gateway v1 events against the same SQL run directly
    with psycopg on its own warm connection, p50 and p99. Target ratio: at most 1.5. Default log level:
    a successful request logs nothing (the per-request line is DEBUG).
+4. What an Idempotency-Key costs: round trips and p50/p99 of a create without a key, with a new key,
+   and of a replay (the same key again), strictly alternating.
 """
 
 from __future__ import annotations
@@ -89,12 +91,15 @@ class Invoker:
         self.context = LambdaContext()
 
     @staticmethod
-    def event(method: str, path: str, body: object = None, query: str = "") -> dict:
+    def event(method: str, path: str, body: object = None, query: str = "", key: str | None = None) -> dict:
+        headers = [("Content-Type", "application/json")]
+        if key is not None:
+            headers.append(("Idempotency-Key", f'"{key}"'))
         event = api_gateway_event(
             method,
             path,
             query_string=query,
-            headers=[("Content-Type", "application/json")],
+            headers=headers,
             body=None if body is None else json.dumps(body),
         )
         # As API Gateway's Cognito authorizer passes them: an administrator, who may reach every row.
@@ -121,7 +126,55 @@ def round_trips(conn: psycopg.Connection, request: Callable[[], object]) -> int:
         return sum(1 for line in trace.read().decode().splitlines() if "\tReadyForQuery" in line)
 
 
-def run_in_process(app_url: str, iterations: int) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+def idempotency_cost(invoke: Invoker, iterations: int) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """Round trips and latency of a create without a key, with a new key, and of a replay."""
+    body = {"name": "Keyed", "email": "keyed-0@example.com"}
+    plain = iter(
+        [
+            invoke.event("POST", "/users", {**body, "email": f"plain-{i}@example.com"})
+            for i in range(iterations + 20)
+        ]
+    )
+    keyed = iter(
+        [
+            invoke.event("POST", "/users", {**body, "email": f"keyed-{i}@example.com"}, key=f"bench-{i}")
+            for i in range(1, iterations + 20)
+        ]
+    )
+    replay_event = invoke.event("POST", "/users", body, key="bench-0")
+    invoke.send(replay_event)  # the first answer, replayed from here on
+    kinds: dict[str, Callable[[], object]] = {
+        "POST /users, no key": lambda: invoke.send(next(plain)),
+        "POST /users, new key": lambda: invoke.send(next(keyed)),
+        "POST /users, replay": lambda: invoke.send(replay_event),
+    }
+    for request in kinds.values():
+        for _ in range(8):
+            request()
+    from handler import idempotency
+
+    conn = invoke.app.database().connection()
+    # Round trips without the cleanup that one keyed create in PURGE_EVERY adds (one statement more);
+    # the latency figures below include it, as production would.
+    should_purge, idempotency.should_purge = idempotency.should_purge, lambda: False
+    trips = {name: round_trips(conn, request) for name, request in kinds.items()}
+    idempotency.should_purge = should_purge
+    samples: dict[str, list[float]] = {name: [] for name in kinds}
+    for _ in range(iterations):
+        for name, request in kinds.items():
+            started = time.perf_counter()
+            request()
+            samples[name].append(time.perf_counter() - started)
+    latency = {
+        name: {"p50_ms": percentile(values, 50) * 1000, "p99_ms": percentile(values, 99) * 1000}
+        for name, values in samples.items()
+    }
+    return trips, latency
+
+
+def run_in_process(
+    app_url: str, iterations: int
+) -> tuple[dict[str, int], dict[str, dict[str, float]], tuple[dict[str, int], dict[str, dict[str, float]]]]:
     os.environ["DATABASE_URL"] = app_url
     os.environ["AWS_REGION"] = "bench-1"
     invoke = Invoker()
@@ -206,8 +259,9 @@ def run_in_process(app_url: str, iterations: int) -> tuple[dict[str, int], dict[
         latency[name]["p50_ratio"] = latency[name]["handler_p50_ms"] / latency[name]["direct_p50_ms"]
         latency[name]["p99_ratio"] = latency[name]["handler_p99_ms"] / latency[name]["direct_p99_ms"]
     direct_conn.close()
+    keys = idempotency_cost(invoke, iterations)
     invoke.app.reset()
-    return trips, latency
+    return trips, latency, keys
 
 
 def main() -> int:
@@ -225,7 +279,7 @@ def main() -> int:
     try:
         admin_url = server_url or server.url  # type: ignore[union-attr]
         with scratch_database(admin_url, "bench", migrated=True) as db_url:
-            trips, latency = run_in_process(make_conninfo(db_url, user="users_api"), args.iterations)
+            trips, latency, keys = run_in_process(make_conninfo(db_url, user="users_api"), args.iterations)
     finally:
         if server is not None:
             server.stop()
@@ -255,6 +309,11 @@ def main() -> int:
             f" {figures['p50_ratio']:>10.2f} {figures['p99_ratio']:>10.2f}"
         )
     print("   (target: ratios <= 1.5)")
+    key_trips, key_latency = keys
+    print(f"\n4. Idempotency-Key, {args.iterations} requests each (alternating)")
+    print(f"   {'request':26s} {'round trips':>11s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for name, figures in key_latency.items():
+        print(f"   {name:26s} {key_trips[name]:>11d} {figures['p50_ms']:>8.3f} {figures['p99_ms']:>8.3f}")
     return 0
 
 

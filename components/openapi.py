@@ -73,7 +73,7 @@ _USER_POOL_ARN = re.compile(
 )
 # What the function exposes to a browser (handler/app.py); gateway responses expose the same.
 SERVED_REGION_HEADER = "X-Served-Region"  # as handler/app.py
-CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}"
+CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}, Idempotent-Replayed"
 
 
 class OpenApiError(ValueError):

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handler import logs, users, validation
-from handler.auth import Caller, caller_from_event
+from handler.auth import Caller, caller_from_event, owner_sub, writable_email
 from handler.config import ConfigError, settings
 from handler.db import Database, start_invocation
 from handler.errors import MethodNotAllowed, NotFound, ServiceUnavailable, to_api_error
@@ -135,6 +135,10 @@ def get_user(request: Request) -> Response:
 def create_user(request: Request) -> Response:
     caller = request.caller()
     new = validation.new_user(request.json())
+    if validation.header(request.event.get("headers"), IDEMPOTENCY_KEY) is not None:
+        return _create_once(
+            request, caller, new, lambda conn: users.create_user(conn, caller, *new), own=not caller.is_admin
+        )
     user = database().run(lambda conn: users.create_user(conn, caller, new.name, new.email), idempotent=False)
     return _created(request, user)
 
@@ -170,6 +174,10 @@ def get_me(request: Request) -> Response:
 def create_me(request: Request) -> Response:
     caller = request.caller()
     new = validation.new_user(request.json())
+    if validation.header(request.event.get("headers"), IDEMPOTENCY_KEY) is not None:
+        return _create_once(
+            request, caller, new, lambda conn: users.create_my_user(conn, caller, *new), own=True
+        )
     user = database().run(
         lambda conn: users.create_my_user(conn, caller, new.name, new.email), idempotent=False
     )
@@ -194,6 +202,62 @@ def delete_me(request: Request) -> Response:
     return Response(204)
 
 
+def _create_once(
+    request: Request,
+    caller: Caller,
+    new: validation.NewUser,
+    create: Callable[[Any], dict[str, Any]],
+    *,
+    own: bool,
+) -> Response:
+    """A create with an Idempotency-Key (handler/idempotency.py): claim the key, then create and store
+    the answer in one transaction; or answer what the key already holds. Imported here only: a request
+    without a key loads none of it and stays one round trip."""
+    from handler import idempotency
+
+    key = idempotency.key_from_headers(request.event.get("headers"))
+    assert key is not None
+    if own:
+        # The ownership rules refuse before the key is looked at: a request that could never succeed
+        # neither claims a key nor learns what it holds.
+        owner_sub(caller)
+        writable_email(caller, new.email)
+    scope = idempotency.owner_scope(caller)
+    fingerprint = idempotency.fingerprint(f"POST {request.path}", new._asdict())
+    attempt = idempotency.new_attempt()
+    db = database()
+    try:
+        db.run(lambda conn: idempotency.claim(conn, scope, key, fingerprint, attempt), idempotent=True)
+    except idempotency.Replay as replay:
+        answer = replay.answer
+        headers = {"Idempotent-Replayed": "true"}
+        if answer.location:
+            headers["Location"] = answer.location
+        return Response(answer.status, answer.body, headers)
+
+    def create_and_answer(conn: Any) -> idempotency.Answer:
+        response = _created(request, create(conn))
+        assert response.headers is not None
+        return idempotency.Answer(response.status, response.body, response.headers["Location"])
+
+    try:
+        answer = db.run(idempotency.answer_with(create_and_answer, scope, key, attempt), idempotent=False)
+    except Exception:
+        # Free the key for the retry (only while it holds no answer: a commit whose reply was lost
+        # keeps its answer). If even that fails, the claim frees itself after IN_FLIGHT_S.
+        try:
+            db.run(lambda conn: idempotency.release(conn, scope, key, attempt), idempotent=True)
+        except Exception as exc:
+            idempotency.log_release_failure(exc)
+        raise
+    if idempotency.should_purge():
+        try:
+            db.run(idempotency.purge_expired, idempotent=True)
+        except Exception as exc:
+            logs.warning("expired idempotency keys not purged; a later create retries", reason=str(exc)[:200])
+    return Response(answer.status, answer.body, {"Location": answer.location or ""})
+
+
 def _created(request: Request, user: dict[str, Any]) -> Response:
     """201 with the new user's URL, resolved against the client's own (stage included, /me dropped)."""
     base = request.base_path.rstrip("/")
@@ -213,7 +277,8 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/users/{id}": {"GET": get_user, "PATCH": update_user, "DELETE": delete_user},
 }
 _USER_PATH = re.compile(r"^/users/([^/]+)$")
-CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+IDEMPOTENCY_KEY = "Idempotency-Key"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 CORS_MAX_AGE = "600"
 
 
@@ -250,6 +315,10 @@ def _dispatch(request: Request) -> Response:
 def _error_response(exc: BaseException) -> Response:
     """The one place an exception becomes an HTTP status and a JSON error body."""
     error = to_api_error(exc)
+    if error.status == 401:
+        # Behind API Gateway's authorizer this is a routing or deployment bug; with AUTH_MODE=none, a
+        # call of /users/me. Either way one line saying why (the client gets the message too).
+        logs.warning("unauthorized", reason=error.message)
     if error.status >= 500 and not isinstance(error, ServiceUnavailable):
         logs.exception("unhandled error", error_type=type(exc).__name__)
     elif isinstance(error, ServiceUnavailable):
@@ -261,7 +330,7 @@ def _error_response(exc: BaseException) -> Response:
 # failover drill's probe tells a failover from the answer itself (docs/operations.md). API Gateway's
 # own answers carry it too (components/openapi.py), and so do the local edge's (local/server.py).
 SERVED_REGION_HEADER = "X-Served-Region"
-CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}"
+CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}, Idempotent-Replayed"
 
 
 def _served_region() -> str:

@@ -81,6 +81,22 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class IdempotencyKeyReused(ApiError):
+    """The Idempotency-Key was used for a different request (handler/idempotency.py)."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class RequestInFlight(Conflict):
+    """A request with the same Idempotency-Key has not finished yet; retry after ``retry_after`` s."""
+
+    code = "request_in_flight"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"

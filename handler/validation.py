@@ -185,7 +185,9 @@ def json_object(event: dict[str, Any], max_bytes: int) -> dict[str, Any]:
             f"the body is not valid UTF-8 (byte {exc.start}); send JSON encoded as UTF-8"
         ) from None
     try:
-        payload = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        payload = json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant, parse_int=_bounded_int
+        )
     except _RefusedJson as exc:
         raise BadRequest(f"malformed JSON body: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -215,6 +217,22 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise _RefusedJson(f"{name} is not a JSON value (JSON has no NaN or Infinity)")
+
+
+# No field of the API is a number; integers are parsed only to refuse them with a field-level message.
+# Python refuses to convert an integer of more than 4,300 digits (sys.get_int_max_str_digits) with a
+# plain ValueError, which would otherwise escape as a 500: a far lower bound is checked first.
+INT_DIGITS_MAX = 100
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text) - (text[0] == "-")
+    if digits > INT_DIGITS_MAX:
+        raise _RefusedJson(
+            f"a number has {digits} digits, more than the {INT_DIGITS_MAX} accepted; "
+            "no field of this API is a number"
+        )
+    return int(text)
 
 
 # ---------------------------------------------------------------- users

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import sys
 
 import psycopg
 
-from local.auth import LocalIssuer, container_env, issuer_file
+from local.auth import LocalIssuer, container_env, issuer_file, remove_run_file, write_run_file
 from local.control import ControlServer, open_control
 from local.database import (
     StartError,
@@ -117,6 +118,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.web_port = web_port_setting(args.web_port)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.control_port and args.control_port in (port for _, port in args.regions):
+        parser.error(f"the control port {args.control_port} is also a region's port (PORTS): choose another")
     if args.containers < 1:
         parser.error("--containers must be at least 1")
     return args
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     control: ControlServer | None = None
     web: WebServer | None = None
     issuer = None if args.no_auth else LocalIssuer.create()
+    run_id = secrets.token_urlsafe(12)  # names this run to the tools (local/auth.py write_run_file)
+    run_file = None
     try:
         control = open_control(args.control_port)  # a port in use fails before anything is started
         web = open_web(args.web_port)
@@ -163,9 +168,13 @@ def main(argv: list[str] | None = None) -> int:
                 **container_env(issuer),
             },
         )
-        if issuer is not None:
-            issuer.save(issuer_file())  # where python -m local.token and tools.smoke find it
-        control.serve(app)
+        # One file per run, found by the run's control port: python -m local.token, tools.smoke and
+        # tools.drill read it (the issuer's key too, unless --no-auth).
+        control_port = int(control.url.rpartition(":")[2])
+        run = {"id": run_id, "control_url": control.url, "regions": dict(app.urls), "pid": os.getpid()}
+        run_file = issuer_file(control_port)
+        write_run_file(run_file, run, issuer)
+        control.serve(app, run_id=run_id)
         missing_reference = build_web(require_reference=False)  # web/ completed: the API document
         web.serve(WEB_DIR, app.urls, web_oauth(web, issuer))
         print(f"database: {described}, {role_note}")
@@ -176,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"web client: {web.origin}/   (docs/web-client.md)")
         if missing_reference:
             print("  its API reference page needs Swagger UI: install npm, then run make web")
+        print(f"  tools (local.token, tools.smoke, tools.drill) find this run by CONTROL_PORT={control_port}")
         if issuer is None:
             print("authentication: OFF (--no-auth): every caller is an anonymous administrator")
         else:
             print(
                 "authentication: on (docs/handler.md). An ID token from this run's issuer:\n"
-                "  TOKEN=$(.venv/bin/python -m local.token --sub alice --email alice@example.com)\n"
+                f"  TOKEN=$(CONTROL_PORT={control_port} .venv/bin/python -m local.token --sub alice "
+                "--email alice@example.com)\n"
                 f'  curl -H "Authorization: Bearer $TOKEN" {next(iter(app.urls.values()))}/users/me'
             )
         sys.stdout.flush()
@@ -202,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             web.close()
         if app is not None:
             app.stop()
-        if issuer is not None:
-            issuer.remove_file(issuer_file())
+        if run_file is not None:
+            remove_run_file(run_file, run_id)
         if server is not None:
             server.stop()  # only now, with no region left running, is the data removed
             print("PostgreSQL stopped", flush=True)

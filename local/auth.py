@@ -18,9 +18,13 @@ date text (``"Tue Apr 04 18:39:39 UTC 2023"``). The handler cannot tell it from 
 ``/health`` and CORS preflights (``OPTIONS``) stay open, as they are on the deployed API.
 
 Where the key lives during a run: ``python -m local`` writes the issuer (private key included) to
-``issuer_file()``, a file only the current user can read, and deletes it on exit; ``python -m
-local.token`` and ``python -m tools.smoke`` read it from there. The containers get only the public
-half, through their environment (``child_env``).
+``issuer_file(control_port)``, a file only the current user can read, one per run, named by the run's
+control port (two apps of one user, on other PORTS and another CONTROL_PORT, never share or delete each
+other's key), and deletes it on exit. The file also describes the run (``run``: a random id, the
+control URL, the regions' URLs, the pid), so ``python -m local.token``, ``python -m tools.smoke`` and
+``python -m tools.drill`` find the run by the same CONTROL_PORT setting as the app and say which run
+they talk to; a run started with ``--no-auth`` writes the description without a key. The containers
+get only the public half of the key, through their environment (``child_env``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from local.ports import control_port_setting
+
 ADMINS_GROUP = "admins"
 DEFAULT_TOKEN_LIFETIME_S = 900  # the stack's default ID token lifetime (tokenValidityMinutes)
 ISSUER_FILE_ENV = "LOCAL_ISSUER_FILE"
@@ -60,7 +66,7 @@ UNAUTHORIZED_HEADERS = {
     "x-amzn-ErrorType": "UnauthorizedException",
 }
 SERVED_REGION_HEADER = "X-Served-Region"  # as handler/app.py (not imported: the handler loads later)
-CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}"
+CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}, Idempotent-Replayed"
 OPEN_PATHS = frozenset({"/health"})
 
 
@@ -72,14 +78,96 @@ class InvalidToken(Exception):
     """The token would not pass the authorizer; the reason is for tests and logs, never the client."""
 
 
-def issuer_file() -> Path:
-    """Where ``python -m local`` keeps the run's issuer: ``$LOCAL_ISSUER_FILE``, else a per-user file in
-    the runtime directory (``$XDG_RUNTIME_DIR``) or the system's temporary directory."""
+class NoAuthRun(IssuerFileError):
+    """The run exists but was started with --no-auth: it has no issuer, and needs no token."""
+
+
+def issuer_file(control_port: int | None = None) -> Path:
+    """Where the run whose control endpoint is on ``control_port`` (default: the CONTROL_PORT setting)
+    keeps its issuer: ``$LOCAL_ISSUER_FILE``, else a per-user, per-port file in the runtime directory
+    (``$XDG_RUNTIME_DIR``) or the system's temporary directory."""
     explicit = os.environ.get(ISSUER_FILE_ENV, "").strip()
     if explicit:
         return Path(explicit)
+    port = control_port_setting() if control_port is None else control_port
     folder = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(folder) / f"dsql-users-api-local-issuer-{os.getuid()}.json"
+    return Path(folder) / f"dsql-users-api-local-issuer-{os.getuid()}-{port}.json"
+
+
+def write_run_file(path: Path, run: Mapping[str, Any], issuer: LocalIssuer | None = None) -> None:
+    """Write the run's description (and its issuer, private key included, unless --no-auth), readable
+    by the current user only (0600).
+
+    Written to a new file beside ``path`` and renamed over it: never a half-written file, and an
+    existing file or link at ``path`` is replaced, never written through.
+    """
+    document: dict[str, Any] = {"run": dict(run)}
+    if issuer is not None:
+        private_pem = issuer.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        document.update(
+            pool_id=issuer.pool_id,
+            client_id=issuer.client_id,
+            key_id=issuer.key_id,
+            private_key_pem=private_pem.decode("ascii"),
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".issuer-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w") as out:  # mkstemp creates it 0600
+            json.dump(document, out)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _read_private(path: Path) -> dict[str, Any]:
+    """The file's JSON, once it is known to be this user's private file; IssuerFileError otherwise."""
+    try:
+        info = path.stat()
+        text = path.read_text()
+    except FileNotFoundError:
+        raise IssuerFileError(
+            f"no local issuer at {path}: start the local app first (make dev, i.e. python -m local), "
+            f"with the CONTROL_PORT you give here (--control-port), or point {ISSUER_FILE_ENV} at the "
+            "file it wrote"
+        ) from None
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise IssuerFileError(
+            f"{path} is not a private file of this user (owner uid {info.st_uid}, mode "
+            f"{stat.S_IMODE(info.st_mode):o}); delete it and restart the local app"
+        )
+    try:
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        return document
+    except ValueError as exc:
+        raise IssuerFileError(f"{path} is not a local issuer file ({exc}); restart the local app") from None
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """The description of the run that wrote ``path`` (``id``, ``control_url``, ``regions``, ``pid``);
+    IssuerFileError when there is no such file; {} for a file of an older version without one."""
+    run = _read_private(path).get("run")
+    return dict(run) if isinstance(run, dict) else {}
+
+
+def describe_run(run: Mapping[str, Any]) -> str:
+    """One line naming a run: its control endpoint and regions."""
+    regions = run.get("regions") or {}
+    listed = ", ".join(f"{name} {url}" for name, url in regions.items())
+    return f"the local app with control endpoint {run.get('control_url', '?')} ({listed or 'no regions'})"
+
+
+def remove_run_file(path: Path, run_id: str) -> None:
+    """Delete ``path`` if it still describes the run ``run_id`` (a later run may have replaced it)."""
+    with contextlib.suppress(IssuerFileError, OSError):
+        if read_run(path).get("id") == run_id:
+            path.unlink()
 
 
 @dataclass(frozen=True)
@@ -162,55 +250,23 @@ class LocalIssuer:
 
     # ------------------------------------------------------------ the run's issuer file
 
-    def save(self, path: Path) -> None:
-        """Write the issuer, private key included, readable by the current user only (0600).
-
-        Written to a new file beside ``path`` and renamed over it: never a half-written file, and an
-        existing file or link at ``path`` is replaced, never written through.
-        """
-        private_pem = self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        document = {
-            "pool_id": self.pool_id,
-            "client_id": self.client_id,
-            "key_id": self.key_id,
-            "private_key_pem": private_pem.decode("ascii"),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".issuer-", suffix=".json")
-        try:
-            with os.fdopen(handle, "w") as out:  # mkstemp creates it 0600
-                json.dump(document, out)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+    def save(self, path: Path, run: Mapping[str, Any] | None = None) -> None:
+        """Write the issuer (private key included) and the run's description, private to this user."""
+        write_run_file(path, run or {}, self)
 
     @classmethod
     def load(cls, path: Path) -> LocalIssuer:
-        """The issuer a running ``python -m local`` saved; IssuerFileError when there is none."""
+        """The issuer a running ``python -m local`` saved; IssuerFileError when there is none (NoAuthRun
+        when the run there was started with --no-auth)."""
+        document = _read_private(path)
+        if "private_key_pem" not in document and isinstance(document.get("run"), dict):
+            raise NoAuthRun(f"{describe_run(document['run'])} runs without authentication (--no-auth)")
         try:
-            info = path.stat()
-            text = path.read_text()
-        except FileNotFoundError:
-            raise IssuerFileError(
-                f"no local issuer at {path}: start the local app first (make dev, i.e. python -m local, "
-                f"without --no-auth), or point {ISSUER_FILE_ENV} at the file it wrote"
-            ) from None
-        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-            raise IssuerFileError(
-                f"{path} is not a private file of this user (owner uid {info.st_uid}, mode "
-                f"{stat.S_IMODE(info.st_mode):o}); delete it and restart the local app"
-            )
-        try:
-            document = json.loads(text)
             key = serialization.load_pem_private_key(document["private_key_pem"].encode(), password=None)
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise ValueError("not an RSA key")
             return cls(key, document["pool_id"], document["client_id"], document["key_id"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IssuerFileError(
                 f"{path} is not a local issuer file ({exc}); restart the local app"
             ) from None
@@ -287,16 +343,22 @@ def authorize(event: dict[str, Any], verifier: TokenVerifier | None) -> bool:
     then go into ``event["requestContext"]["authorizer"]["claims"]``. Without one (``--no-auth``) the
     event passes unchanged, as on a stack deployed with ``authMode: none``.
     """
+    return authorization_failure(event, verifier) is None
+
+
+def authorization_failure(event: dict[str, Any], verifier: TokenVerifier | None) -> str | None:
+    """``authorize``, saying why a request is refused: the reason for the log, never for the client
+    (the 401's body is always API Gateway's bare "Unauthorized"); None when it passes."""
     if verifier is None or event.get("httpMethod") == "OPTIONS" or event.get("path") in OPEN_PATHS:
-        return True
+        return None
     headers = event.get("headers") or {}
     authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
     try:
         claims = verifier.claims(authorization)
-    except InvalidToken:
-        return False
+    except InvalidToken as exc:
+        return str(exc)[:200]
     event.setdefault("requestContext", {})["authorizer"] = {"claims": claims}
-    return True
+    return None
 
 
 def container_env(issuer: LocalIssuer | None) -> dict[str, str]:

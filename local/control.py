@@ -5,7 +5,8 @@ port of its own (CONTROL_PORT, default 8000). ``python -m tools.drill`` and the 
     curl -X POST -H 'Content-Type: application/json' -d '{"state": "down"}' http://127.0.0.1:8000/regions/us-east-1
     curl -X POST -H 'Content-Type: application/json' -d '{"state": "up"}'   http://127.0.0.1:8000/regions/us-east-1
 
-GET /regions answers ``{"regions": {name: {"url", "state", "containers": [pid, ...], "replaced"}}}``.
+GET /regions answers ``{"regions": {name: {"url", "state", "containers": [pid, ...], "replaced"}}, "run": id}``
+(``run``: the id in the run file of ``python -m local``, local/auth.py; null when started otherwise).
 POST /regions/<name> answers with that region's entry once the change is done: "down" once its
 containers are killed and its port is closed, "up" once it answers GET /health with 200 (502 when it
 cannot start). A POST must be JSON, which a web page cannot send to another origin without a CORS
@@ -33,6 +34,7 @@ class ControlServer(ThreadingHTTPServer):
 
     daemon_threads = True
     app: LocalApp
+    run_id: str | None = None
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__((host, port), _ControlRequest)
@@ -43,9 +45,11 @@ class ControlServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def serve(self, app: LocalApp) -> None:
-        """Answer for ``app`` from a thread; ``close()`` ends it."""
+    def serve(self, app: LocalApp, run_id: str | None = None) -> None:
+        """Answer for ``app`` from a thread; ``close()`` ends it. ``run_id`` is the id ``python -m
+        local`` wrote in its run file; GET /regions names it, so a tool can tell which run answers."""
         self.app = app
+        self.run_id = run_id
         self._serving = True
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
 
@@ -82,7 +86,7 @@ class _ControlRequest(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/regions":
             self.answer(HTTPStatus.NOT_FOUND, {"message": "GET /regions or POST /regions/<name>"})
             return
-        self.answer(HTTPStatus.OK, {"regions": self.server.app.status()})
+        self.answer(HTTPStatus.OK, {"regions": self.server.app.status(), "run": self.server.run_id})
 
     def do_POST(self) -> None:
         if self._host_refused():

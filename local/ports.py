@@ -34,6 +34,8 @@ def parse_ports(text: str, *, allow_zero: bool = True) -> list[tuple[str, int]]:
             raise ValueError(f"{item!r}: port 0 only means 'a free port' to the launcher; give the real port")
         if name in (region for region, _ in regions):
             raise ValueError(f"region {name!r} is named twice in {text!r}")
+        if int(port) and int(port) in (used for _, used in regions):
+            raise ValueError(f"port {port} is named twice in {text!r}: give each region a port of its own")
         regions.append((name, int(port)))
     if not regions:
         raise ValueError(f'no regions given: write them like "{DEFAULT_PORTS}"')

@@ -51,10 +51,20 @@ class PostgresNotFound(PostgresError):
 
 
 def find_bindir() -> Path:
-    """The folder holding initdb and pg_ctl: PG_BINDIR, then pg_config, then Debian's layout."""
+    """The folder holding initdb and pg_ctl: PG_BINDIR (which must hold them), else pg_config, then
+    Debian's layout."""
+    explicit = os.environ.get("PG_BINDIR", "").strip()
+    if explicit:
+        # Named on purpose: another PostgreSQL found elsewhere would silently run instead.
+        missing = [name for name in ("initdb", "pg_ctl") if not (Path(explicit) / name).is_file()]
+        if missing:
+            raise PostgresNotFound(
+                f"PG_BINDIR={explicit} holds no PostgreSQL server binaries ({', '.join(missing)} missing): "
+                "set it to the folder of initdb and pg_ctl (pg_config --bindir prints it), or unset it to "
+                "let the usual places be searched"
+            )
+        return Path(explicit)
     candidates = []
-    if os.environ.get("PG_BINDIR"):
-        candidates.append(os.environ["PG_BINDIR"])
     pg_config = shutil.which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)

@@ -31,6 +31,7 @@ import argparse
 import io
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -45,7 +46,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.auth import SERVED_REGION_HEADER, TokenVerifier, authorize, unauthorized_response
+from local.auth import SERVED_REGION_HEADER, TokenVerifier, authorization_failure, unauthorized_response
 from local.events import LambdaContext, api_gateway_event
 
 # API Gateway's REST API quotas: payload 10 MB, request line and headers 10240 bytes, integration 29 s.
@@ -57,12 +58,25 @@ INTEGRATION_TIMEOUT_S = 29.0
 IDLE_TIMEOUT_S = float(os.environ.get("LOCAL_IDLE_TIMEOUT_S") or 10)
 READ_TIMEOUT_S = float(os.environ.get("LOCAL_READ_TIMEOUT_S") or 10)
 WRITE_TIMEOUT_S = 10.0
+BAD_REQUEST_LINE = "the request line needs METHOD TARGET HTTP/1.1 (HTTP/0.9 requests are not served)"
 # Connections one container serves at once; beyond it a client gets 429 at once (API Gateway throttles).
 MAX_CONNECTIONS = 128
 
 
 class ClientGone(Exception):
     """The client closed the connection (or reset it) before the exchange was complete."""
+
+
+class HalfClosed(ClientGone):
+    """The client closed its side of the connection (end of file); it may still read an answer."""
+
+
+class IncompleteRequest(Exception):
+    """The client half-closed before the end of the request line and headers (``head``: what came)."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__("the connection was closed before the end of the headers")
+        self.head = head
 
 
 class RequestTimeout(Exception):
@@ -197,11 +211,19 @@ class EdgeConnection(BaseHTTPRequestHandler):
             words = self.raw_requestline.split()
             if len(words) < 3:
                 self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-                self.send_error(HTTPStatus.BAD_REQUEST, "the request line needs METHOD TARGET HTTP/1.1")
+                self.send_error(HTTPStatus.BAD_REQUEST, BAD_REQUEST_LINE)
                 return
             if not self.parse_request():
                 return
             self.handle_request()
+        except IncompleteRequest as exc:
+            # The client closed its side early: answer on the side it still reads, as API Gateway
+            # answers a malformed request, never a silent close.
+            first_line = exc.head.split(b"\n", 1)[0].rstrip(b"\r")
+            self.requestline = str(first_line[:300], "iso-8859-1")
+            words = first_line.split()
+            complete_line = len(words) >= 3 and words[-1].startswith(b"HTTP/")
+            self.send_error(HTTPStatus.BAD_REQUEST, str(exc) if complete_line else BAD_REQUEST_LINE)
         except RequestTimeout as exc:
             self.note = str(exc)
             self.reply(HTTPStatus.REQUEST_TIMEOUT, "Request Timeout")
@@ -253,7 +275,10 @@ class EdgeConnection(BaseHTTPRequestHandler):
             request_id=context.aws_request_id,
             source_ip=self.client_address[0],
         )
-        if not authorize(event, self.server.verifier):  # API Gateway's Cognito authorizer (local/auth.py)
+        # API Gateway's Cognito authorizer (local/auth.py); the reason goes to the log line, not the client.
+        refused = authorization_failure(event, self.server.verifier)
+        if refused is not None:
+            self.note = f"unauthorized: {refused}"
             return unauthorized_response(event)
         return self.server.lambda_handler(event, context)
 
@@ -371,7 +396,7 @@ class _DeadlineReader:
         except ConnectionResetError:
             raise ClientGone(f"after {self.received} bytes (reset)") from None
         if not chunk:
-            raise ClientGone(f"after {self.received} bytes")
+            raise HalfClosed(f"after {self.received} bytes")
         if not self.received:
             self.deadline = time.monotonic() + READ_TIMEOUT_S
         self.received += len(chunk)
@@ -379,16 +404,23 @@ class _DeadlineReader:
 
     def read_head(self) -> bytes | None:
         """The request line and headers (up to the empty line); None when nothing came before the idle
-        timeout or the client closed without a byte."""
+        timeout or the client closed without a byte. Lines may end in CRLF or a bare LF (RFC 9112
+        section 2.2 lets a recipient accept LF alone). IncompleteRequest when the client half-closes
+        before the empty line (an HTTP/0.9-style ``GET /`` does), so it still gets an answer."""
         while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end + 4 > MAX_HEAD_BYTES or (end < 0 and len(self.buffer) > MAX_HEAD_BYTES):
-                raise HeadTooLarge(b"\r\n" not in self.buffer[:MAX_HEAD_BYTES])
+            found = _HEAD_END.search(self.buffer)
+            end = found.end() if found else -1
+            if end > MAX_HEAD_BYTES or (end < 0 and len(self.buffer) > MAX_HEAD_BYTES):
+                raise HeadTooLarge(b"\n" not in self.buffer[:MAX_HEAD_BYTES])
             if end >= 0:
-                head, self.buffer = self.buffer[: end + 4], self.buffer[end + 4 :]
+                head, self.buffer = self.buffer[:end], self.buffer[end:]
                 return head
             try:
                 self.buffer += self._recv()
+            except HalfClosed:
+                if not self.received:
+                    return None
+                raise IncompleteRequest(self.buffer) from None
             except (RequestTimeout, ClientGone):
                 if not self.received:
                     return None
@@ -408,12 +440,12 @@ class _DeadlineReader:
         return data
 
     def read_line(self, limit: int) -> bytes:
-        while b"\r\n" not in self.buffer:
+        while b"\n" not in self.buffer:
             if len(self.buffer) > limit:
                 raise ValueError("line too long")
             self.buffer += self._recv()
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.removesuffix(b"\r")
 
     def read_chunked(self, limit: int) -> bytes | None:
         """A chunked body; None when it grows past ``limit``; ValueError when it is malformed."""
@@ -429,6 +461,10 @@ class _DeadlineReader:
             body += self.read_exactly(size)
             if self.read_exactly(2) != b"\r\n":
                 raise ValueError("chunk without CRLF")
+
+
+# The empty line that ends the head: CRLF CRLF, or bare LFs (with or without CRs).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 def _is_valid_target(target: str) -> bool:

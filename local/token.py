@@ -6,9 +6,11 @@
 ``--admin`` puts the token's subject in the ``admins`` group; ``--group NAME`` (repeatable) in any
 group, named as Cognito allows (1 to 128 letters, marks, symbols, numbers or punctuation, commas
 included), so ``--group 'x,admins'`` mints the token of a member of the one group ``x,admins``. The
-local authorizer then joins the names with a comma, as API Gateway does. The issuer (and its private key) is the
-file the running ``python -m local`` wrote (local/auth.py ``issuer_file``); ``--issuer-file`` or
-``LOCAL_ISSUER_FILE`` names another. Exit status 2 when there is no running local app's issuer.
+local authorizer then joins the names with a comma, as API Gateway does. The issuer (and its private
+key) is the file the running ``python -m local`` wrote for its control port (local/auth.py
+``issuer_file``): the same CONTROL_PORT setting as the app (environment, or ``--control-port``) picks
+the run, which is named on standard error; ``--issuer-file`` or ``LOCAL_ISSUER_FILE`` names a file
+directly. Exit status 2 when that run is not running (or has no issuer: ``--no-auth``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from local.auth import DEFAULT_TOKEN_LIFETIME_S, IssuerFileError, LocalIssuer, issuer_file
+from local.auth import (
+    DEFAULT_TOKEN_LIFETIME_S,
+    IssuerFileError,
+    LocalIssuer,
+    describe_run,
+    issuer_file,
+    read_run,
+)
+from local.ports import control_port_setting
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"seconds until it expires (default {DEFAULT_TOKEN_LIFETIME_S}, the stack's ID token lifetime)",
     )
     parser.add_argument(
-        "--issuer-file", type=Path, help="the local app's issuer file (default: its usual place)"
+        "--control-port",
+        type=int,
+        help="the control port of the local app to sign for (default: $CONTROL_PORT, else 8000)",
+    )
+    parser.add_argument(
+        "--issuer-file", type=Path, help="the local app's issuer file (default: the one of that control port)"
     )
     return parser.parse_args(argv)
 
@@ -79,10 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        issuer = LocalIssuer.load(args.issuer_file or issuer_file())
-    except IssuerFileError as exc:
+        path = args.issuer_file or issuer_file(control_port_setting(args.control_port))
+        issuer = LocalIssuer.load(path)
+        run = read_run(path)
+    except (IssuerFileError, ValueError) as exc:
         print(f"local.token: {exc}", file=sys.stderr)
         return 2
+    print(f"local.token: signed for {describe_run(run)}", file=sys.stderr)
     print(
         issuer.token(
             args.sub,

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from handler import app, db, logs, users, validation
+from handler import app, db, idempotency, logs, users, validation
 from local.events import LambdaContext, api_gateway_event
 
 ORIGIN = "https://app.example.com"
@@ -336,6 +336,11 @@ def test_name_of_exactly_100_characters_and_email_of_254_are_accepted_255_refuse
         ("[" * 100_00 + "]" * 100_00, "payload_too_large", "larger than 16384 bytes"),
         ("[" * 5000 + "]" * 5000, "bad_request", "nested too deeply"),
         (b'{"name": "\xff"}', "bad_request", "not valid UTF-8 (byte 10)"),
+        # More digits than Python converts (4,300): a plain ValueError in json.loads, never a 500.
+        ('{"name": ' + "9" * 5000 + ', "email": "a@example.com"}', "bad_request", "5000 digits"),
+        ('{"name": -' + "9" * 101 + "}", "bad_request", "more than the 100 accepted"),
+        ('{"name": ' + "9" * 100 + ', "email": "a@example.com"}', "validation_failed", "not valid"),
+        ('{"name": 1e999999, "email": "a@example.com"}', "validation_failed", "not valid"),
     ],
 )
 def test_malformed_bodies_are_4xx_naming_the_rule(
@@ -454,7 +459,7 @@ def test_cors_preflight(api: Call) -> None:
     assert reply.status == 204
     assert reply.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "POST" in reply.headers["Access-Control-Allow-Methods"]
-    assert reply.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
+    assert reply.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type, Idempotency-Key"
 
 
 def test_no_cors_headers_without_configuration(api: Call, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -900,7 +905,8 @@ def test_every_statement_passes_dsql_lint(tmp_path: Any) -> None:
     from pathlib import Path
 
     sql = tmp_path / "handler.sql"
-    sql.write_text(";\n".join(s.replace("%s", "$1") for s in users.ALL_SQL) + ";\n")
+    statements = (*users.ALL_SQL, *idempotency.ALL_SQL)
+    sql.write_text(";\n".join(s.replace("%s", "$1") for s in statements) + ";\n")
     lint = shutil.which("dsql-lint") or str(Path(sys.executable).parent / "dsql-lint")
     result = subprocess.run([lint, str(sql)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

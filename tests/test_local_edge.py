@@ -253,3 +253,88 @@ def test_past_its_connection_limit_a_container_answers_429_at_once(edge: tuple[L
             sock.close()
     time.sleep(0.2)
     assert exchange(port, b"GET /health HTTP/1.1\r\n\r\n")[0] == 200  # the slots are free again
+
+
+# ---------------------------------------------------------------- half-closes, bare LF, 401 reasons
+
+
+def half_closed_exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data``, close the sending side (the client reads on), read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    assert raw, "closed without an answer"
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "message"),
+    [
+        (b"GET /health\r\n", "HTTP/0.9 requests are not served"),  # HTTP/0.9: a line, then end of input
+        (b"GET /\n", "HTTP/0.9 requests are not served"),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n", "closed before the end of the headers"),
+    ],
+)
+def test_a_request_cut_short_by_a_half_close_gets_a_json_400(
+    edge: tuple[LocalApp, Path], request_bytes: bytes, message: str
+) -> None:
+    status, headers, body = half_closed_exchange(port_of(edge[0]), request_bytes)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "bad_request"
+    assert log_lines(edge[1], message), "the refusal's reason is logged"
+
+
+def test_bare_lf_line_endings_are_accepted(edge: tuple[LocalApp, Path]) -> None:
+    """RFC 9112 section 2.2: a recipient may take a bare LF as a line terminator (curl never sends one,
+    hand-written clients and some proxies do)."""
+    port = port_of(edge[0])
+    status, _, body = exchange(port, b"GET /health HTTP/1.1\nHost: x\n\n")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    payload = json.dumps({"name": "Lf", "email": f"lf-{time.time_ns()}@example.com"}).encode()
+    created = exchange(
+        port,
+        b"POST /users HTTP/1.1\nContent-Type: application/json\r\nContent-Length: %d\n\n%s"
+        % (len(payload), payload),
+    )
+    assert created[0] == 201, created[2]
+    chunked = exchange(
+        port,
+        b"POST /users HTTP/1.1\nContent-Type: application/json\nTransfer-Encoding: chunked\n\n"
+        b"%x\n%s\r\n0\n\n" % (len(payload), payload),
+    )
+    assert chunked[0] == 409  # the same email again: the body arrived whole
+
+
+def test_every_401_is_logged_with_its_reason_which_the_client_never_sees(
+    module_migrated_database_url: str, tmp_path: Path
+) -> None:
+    from local.auth import LocalIssuer, container_env
+
+    issuer = LocalIssuer.create()
+    app, output = app_with_log(module_migrated_database_url, tmp_path / "auth.log", container_env(issuer))
+    try:
+        port = port_of(app)
+        expired = issuer.token("alice", admin=True, now=time.time() - 7200)
+        for headers, reason in (
+            (b"", "no Authorization header"),
+            (b"Authorization: Bearer " + expired.encode() + b"\r\n", "ExpiredSignatureError"),
+            (
+                b"Authorization: Bearer " + LocalIssuer.create().token("x").encode() + b"\r\n",
+                "a key this pool",
+            ),
+        ):
+            status, _, body = exchange(port, b"GET /users HTTP/1.1\r\n" + headers + b"\r\n")
+            assert status == 401 and json.loads(body) == {
+                "error": {"code": "unauthorized", "message": "Unauthorized"}
+            }
+            lines = log_lines(tmp_path / "auth.log", reason)
+            assert len(lines) == 1 and " 401 " in lines[0] and "unauthorized: " in lines[0], lines
+    finally:
+        app.stop()
+        output.close()

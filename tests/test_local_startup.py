@@ -308,6 +308,7 @@ def test_ports_are_read_from_the_option_then_the_environment_then_the_default(
         ("us-east-1=99999", "is not REGION=PORT"),
         ("US_EAST=1", "is not REGION=PORT"),
         ("a=1 a=2", "named twice"),
+        ("a=9001 b=9001", "port 9001 is named twice"),
         ("", "no regions given"),
     ],
 )
@@ -331,3 +332,23 @@ def test_make_dev_hands_ports_to_the_app() -> None:
     )
     [command] = [line for line in dry_run.stdout.splitlines() if " -m local" in line]
     assert command.endswith("-m local --ports 'us-east-1=9001 us-east-2=9002'")
+
+
+def test_ports_naming_one_port_twice_are_refused_before_initdb(scratch_tmp: Path) -> None:
+    result = run_local(local_env(scratch_tmp), "--ports", "us-east-1=9101 us-east-2=9101")
+    assert result.returncode == 2 and "port 9101 is named twice" in result.stderr, result.stderr
+    clash = run_local(
+        local_env(scratch_tmp), "--ports", "us-east-1=9101 us-east-2=9102", "--control-port", "9102"
+    )
+    assert clash.returncode == 2 and "also a region's port" in clash.stderr, clash.stderr
+    assert_nothing_left(scratch_tmp)  # refused while parsing: no initdb ran
+
+
+def test_a_pg_bindir_without_postgresql_is_an_error_not_ignored(scratch_tmp: Path) -> None:
+    empty = scratch_tmp / "not-postgres"
+    empty.mkdir()
+    runs = scratch_tmp / "runs"
+    runs.mkdir(mode=0o755)
+    line = one_error_line(run_local(local_env(runs, PG_BINDIR=str(empty))))
+    assert f"PG_BINDIR={empty} holds no PostgreSQL server binaries (initdb, pg_ctl missing)" in line
+    assert_nothing_left(runs)

@@ -90,6 +90,7 @@ def test_interrupted_run_resumes_once_the_file_is_fixed(database_url: str, migra
             "0002_index_users_by_creation.sql",
             "0003_create_app_role.sql",
             "0004_users_owner.sql",
+            "0005_idempotency_keys.sql",
         ]
         # the first statement of the failed file was applied and stays: the re-run must cope with it
         assert conn.execute("SELECT to_regclass('audit')").fetchone()[0] == "audit"
@@ -106,7 +107,11 @@ def test_role_file_can_be_rerun_after_the_role_was_created(database_url: str, mi
     with pytest.raises(MigrationError, match=r"0003_create_app_role\.sql"):
         migrate(database_url, migrations_copy)
     role_file.write_text(role_file.read_text().replace("GRANT SELECT ON nosuchtable TO users_api;\n", ""))
-    assert migrate(database_url, migrations_copy) == ["0003_create_app_role.sql", "0004_users_owner.sql"]
+    assert migrate(database_url, migrations_copy) == [
+        "0003_create_app_role.sql",
+        "0004_users_owner.sql",
+        "0005_idempotency_keys.sql",
+    ]
 
 
 def test_edited_applied_file_is_refused_by_name(migrated_database_url: str, migrations_copy: Path) -> None:

@@ -3,6 +3,7 @@ HTTP): it passes when both regions serve, and fails naming the check when one re
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -46,7 +47,7 @@ def test_smoke_passes_against_both_local_regions_and_cleans_up(
     assert smoke.main(urls) == 0
     report = capsys.readouterr().out
     for check in ("health[region-1]", "health[region-2]", "read-other-region", "concurrent-writes",
-                  "duplicate-rejected", "cleanup"):  # fmt: skip
+                  "duplicate-rejected", "retry-replayed", "cleanup"):  # fmt: skip
         assert f"PASS  {check}" in report, report
     assert "FAIL" not in report
     assert smoke_users(migrated_database_url) == 0
@@ -90,7 +91,7 @@ def test_a_region_that_accepts_duplicates_fails_the_duplicate_check() -> None:
         """Answers like the API would, except that it stores a duplicate e-mail instead of refusing it."""
 
         def request(
-            self, region: smoke.Region, method: str, path: str, payload: object = None
+            self, region: smoke.Region, method: str, path: str, payload: object = None, **_: object
         ) -> smoke.Reply:
             user_id = path.rpartition("/")[2]
             if path == "/health":
@@ -108,8 +109,9 @@ def test_a_region_that_accepts_duplicates_fails_the_duplicate_check() -> None:
     )
     assert run.run() is False
     failed = [r.name for r in run.results if r.failed]
-    assert failed == ["duplicate-rejected"]
-    assert not run.created and not users  # the duplicate it wrongly created is cleaned up too
+    # It knows no Idempotency-Key either: the retry makes a second user.
+    assert failed == ["duplicate-rejected", "retry-replayed"]
+    assert not run.created and not users  # the duplicates it wrongly created are cleaned up too
 
 
 def test_stack_outputs_give_the_two_regional_urls_primary_first() -> None:
@@ -149,26 +151,41 @@ class FakeRegions(smoke.Smoke):
     ) -> None:
         super().__init__([smoke.Region("a", "http://a"), smoke.Region("b", "http://b")], **kwargs)
         self.stores: dict[str, dict[str, dict[str, Any]]] = {"a": {}, "b": {}}
+        self.answers: dict[str, dict[str, dict[str, Any]]] = {"a": {}, "b": {}}  # Idempotency-Key -> answer
         if shared:
             self.stores["b"] = self.stores["a"]
+            self.answers["b"] = self.answers["a"]
         self.lose_create = lose_create
         self.health_status = health_status
         self.creates = 0
         self.lock = threading.Lock()
 
-    def request(self, region: smoke.Region, method: str, path: str, payload: Any = None) -> smoke.Reply:
+    def request(
+        self,
+        region: smoke.Region,
+        method: str,
+        path: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> smoke.Reply:
         store = self.stores[region.label]
+        answers = self.answers[region.label]
         user_id = path.rpartition("/")[2]
         with self.lock:
             if path == "/health":
                 return smoke.Reply(self.health_status, {"status": "ok"})
             if method == "POST":
+                if idempotency_key in answers:
+                    return smoke.Reply(201, answers[idempotency_key])
                 if any(u["email"] == payload["email"] for u in store.values()):
                     return smoke.Reply(409, {"error": {"code": "conflict"}})
                 self.creates += 1
                 user = {"id": uuid.uuid4().hex, **payload}
                 if self.creates != self.lose_create:
                     store[user["id"]] = user
+                if idempotency_key is not None:
+                    answers[idempotency_key] = user
                 return smoke.Reply(201, user)
             if method == "DELETE":
                 return smoke.Reply(204 if store.pop(user_id, None) else 404, None)
@@ -189,7 +206,12 @@ def test_regions_that_do_not_share_their_data_fail_every_cross_region_check() ->
     """Reading back from the region that wrote (instead of the other one) would pass here."""
     run = FakeRegions(shared=False)
     assert run.run() is False
-    assert failed_checks(run) == ["read-other-region", "concurrent-writes", "duplicate-rejected"]
+    assert failed_checks(run) == [
+        "read-other-region",
+        "concurrent-writes",
+        "duplicate-rejected",
+        "retry-replayed",
+    ]
     concurrent = next(r for r in run.results if r.name == "concurrent-writes")
     assert concurrent.detail.startswith("10 of 10 writes missing")
 
@@ -243,3 +265,18 @@ def test_bad_ports_are_a_usage_error(
 ) -> None:
     assert smoke.main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_when_nothing_listens_the_smoke_command_says_to_start_the_local_app(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOCAL_ISSUER_FILE", str(tmp_path / "no-run.json"))  # no run recorded
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:  # bound and closed again: nothing listens there
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    assert smoke.main(["--ports", f"a={ports[0]} b={ports[1]}", "--timeout", "3"]) == 2
+    captured = capsys.readouterr()
+    assert "no local app recorded for CONTROL_PORT" in captured.out
+    assert "nothing listens at" in captured.err and "start the local app first (make dev)" in captured.err

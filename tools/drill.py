@@ -2,7 +2,12 @@
 keeps serving, the region comes back, and what was written meanwhile is visible in both.
 
     python -m tools.drill                                   # control endpoint: CONTROL_PORT, else 8000
-    python -m tools.drill --control http://127.0.0.1:9000 --down us-east-2
+    python -m tools.drill --control-port 9000 --down us-east-2
+
+The drill takes regions down only of the run it can identify: the run file that ``python -m local``
+wrote for the control port (local/auth.py) names a run id, and the control endpoint must answer with
+the same id (and, when PORTS is set, serve those ports); otherwise discover fails and nothing is taken
+down.
 
 Steps, each timed on a timeline and reported PASS or FAIL with its name:
   discover          the control endpoint lists at least two regions, all up, each answering /health 200
@@ -24,19 +29,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.ports import control_port_setting
+from local.ports import control_port_setting, parse_ports
 from tools.smoke import EMAIL_DOMAIN, Region, Reply, Smoke, SmokeFailure
-from tools.smoke_auth import local_token
+from tools.smoke_auth import describe_run, local_run, local_token, run_file
 
 
 class DrillFailure(Exception):
@@ -86,9 +93,18 @@ class Prober:
 
 class Drill:
     def __init__(
-        self, control_url: str, down: str | None, writes: int, smoke: Smoke, outage_s: float = 2.0
+        self,
+        control_url: str,
+        down: str | None,
+        writes: int,
+        smoke: Smoke,
+        outage_s: float = 2.0,
+        run: dict[str, Any] | None = None,
+        ports: str | None = None,
     ) -> None:
         self.control_url = control_url.rstrip("/")
+        self.local_run = run  # the run file's description of the app meant (None: no run recorded)
+        self.ports = ports  # the PORTS setting, when given: the app meant serves these
         self.outage_s = outage_s
         self.down_since = 0.0
         self.wanted_down = down
@@ -132,8 +148,32 @@ class Drill:
         self.steps.append(Step(name, status, began - self.started, time.monotonic() - began, detail))
         return status == "PASS"
 
+    def identify(self, answer: dict[str, Any]) -> None:
+        """Refuse to go on unless the control endpoint is the run meant (before anything is taken down)."""
+        if self.local_run is None:
+            raise DrillFailure(
+                f"no run recorded for the control endpoint {self.control_url}: cannot tell which app answers "
+                "there, so nothing is taken down; start the app with python -m local (make dev) and give "
+                "its CONTROL_PORT (or --control-port)"
+            )
+        if answer.get("run") != self.local_run.get("id"):
+            raise DrillFailure(
+                f"the control endpoint {self.control_url} is not {describe_run(self.local_run)} (another run "
+                "answers there); nothing is taken down"
+            )
+        if self.ports:
+            wanted = {f"http://127.0.0.1:{port}" for _, port in parse_ports(self.ports, allow_zero=False)}
+            served = {region["url"] for region in answer["regions"].values()}
+            if wanted != served:
+                raise DrillFailure(
+                    f"PORTS names {', '.join(sorted(wanted))} but the run at {self.control_url} serves "
+                    f"{', '.join(sorted(served))}; nothing is taken down"
+                )
+
     def discover(self) -> str:
-        regions = self.control("GET", "/regions")["regions"]
+        answer = self.control("GET", "/regions")
+        self.identify(answer)
+        regions = answer["regions"]
         if len(regions) < 2:
             raise DrillFailure(f"the local app runs {len(regions)} region(s); a drill needs two")
         down = [name for name, region in regions.items() if region["state"] != "up"]
@@ -151,7 +191,10 @@ class Drill:
             if reply.status != 200:
                 raise DrillFailure(f"GET /health in {region.label} answered {reply.status} before the drill")
             self.served_by(region, reply)
-        return f"{len(regions)} regions up; {target} goes down, {survivor} keeps serving"
+        return (
+            f"{len(regions)} regions up; {target} goes down, {survivor} keeps serving "
+            f"(run {self.local_run['id'] if self.local_run else '?'})"
+        )
 
     @staticmethod
     def served_by(region: Region, reply: Reply) -> None:
@@ -290,10 +333,10 @@ def _probes(prober: Prober) -> str:
     return f"{prober.region.label} answered {prober.sent} of {prober.sent} /health probes with 200"
 
 
-def auth_headers(token: str | None, run_id: str) -> dict[str, str]:
-    """Authorization for the local app: ``token``, else an admin token of the running app's local
-    issuer (the smoke test's way, tools/smoke_auth.py), else none (an app started with --no-auth)."""
-    token = token or local_token(f"drill-{run_id}")
+def auth_headers(token: str | None, run_id: str, control_port: int | None = None) -> dict[str, str]:
+    """Authorization for the local app: ``token``, else an admin token of the local issuer of the run on
+    ``control_port`` (the smoke test's way, tools/smoke_auth.py), else none (started with --no-auth)."""
+    token = token or local_token(f"drill-{run_id}", control_port=control_port)
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -303,8 +346,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--control", help="the control endpoint (default: http://127.0.0.1:<control port>)")
     parser.add_argument(
-        "--control", help="the control endpoint (default: http://127.0.0.1:$CONTROL_PORT or :8000)"
+        "--control-port",
+        type=int,
+        help="the local app's control port, which names its run (default: $CONTROL_PORT, else 8000; "
+        "with --control, that URL's port)",
     )
     parser.add_argument("--down", metavar="REGION", help="the region to take down (default: the first one)")
     parser.add_argument("--writes", type=int, default=5, help="users written during the outage (default: 5)")
@@ -319,7 +366,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        control = args.control or f"http://127.0.0.1:{control_port_setting()}"
+        if args.control:
+            explicit = urllib.parse.urlsplit(args.control).port
+            port = control_port_setting(args.control_port if args.control_port is not None else explicit)
+        else:
+            port = control_port_setting(args.control_port)
+        control = args.control or f"http://127.0.0.1:{port}"
+        ports = os.environ.get("PORTS") or None
+        if ports:
+            parse_ports(ports, allow_zero=False)
     except ValueError as exc:
         print(f"drill: {exc}", file=sys.stderr)
         return 2
@@ -329,9 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     smoke = Smoke([], timeout=args.timeout)
-    drill = Drill(control, args.down, args.writes, smoke, args.outage)
-    smoke.headers.update(auth_headers(args.token, drill.run_id))
+    run = local_run(run_file(port))
+    drill = Drill(control, args.down, args.writes, smoke, args.outage, run=run, ports=ports)
+    smoke.headers.update(auth_headers(args.token, drill.run_id, port))
     print(f"drill: control {drill.control_url}", flush=True)
+    if run is not None:
+        print(f"drill: {describe_run(run)} (CONTROL_PORT={port})", flush=True)
     ok = drill.run()
     print(drill.report())
     return 0 if ok else 1

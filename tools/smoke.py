@@ -1,19 +1,24 @@
 """Smoke test of the two-region users API: the acceptance checks, against any two regional base URLs.
 
-    python -m tools.smoke                                   # the local app (make dev): PORTS, else :8001 :8002
+    python -m tools.smoke                                   # the local app (make dev) of CONTROL_PORT (8000)
+    CONTROL_PORT=9000 python -m tools.smoke                 # another local app (also --control-port 9000)
     python -m tools.smoke --ports "us-east-1=9001 us-east-2=9002"   # the same setting as make dev PORTS=...
     python -m tools.smoke https://a.example/v1 https://b.example/v1
     python -m tools.smoke --from-stack [--stack prod]       # the URLs `pulumi stack output` reports
 
 Authentication (tools/smoke_auth.py): an administrator's ID token from --token; with --from-stack (or
 --user-pool-id and --client-id) a throwaway Cognito user made through the stack's smoke app client and
-deleted again; locally, the running app's issuer (none when it runs with --no-auth).
+deleted again; locally, the issuer of the run found by its control port (none when it runs with
+--no-auth). Locally the regions are the ones that run serves, unless PORTS/--ports name them (they must
+then be that run's); the command says which run it talks to, and to start the app when nothing listens.
 
 Checks, each reported PASS or FAIL with its name:
   health[<region>]        GET /health answers 200 in both regions
   read-other-region       a user written in one region is read from the other at once
   concurrent-writes       writes sent to both regions at the same time are all present, read crosswise
   duplicate-rejected      the same e-mail written again in the other region is refused with 409
+  retry-replayed          a create retried with its Idempotency-Key in the other region gets the
+                          first answer (every create carries a key and is retried once with it)
   cleanup                 every user the smoke test created is deleted again
 Exit status: 0 when every check passed, 1 when one failed (the failing checks are named), 2 on bad usage.
 Standard library only (local/ports.py, which reads the PORTS setting, is too); every request has a
@@ -26,6 +31,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -39,10 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.ports import parse_ports, ports_setting
+from local.ports import control_port_setting, parse_ports, ports_setting
 from tools import smoke_auth
 
 EMAIL_DOMAIN = "example.com"  # reserved for documentation: never a real mailbox
+# Answers after which a create is retried once with its Idempotency-Key: no answer (0), the key still in
+# flight (409 request_in_flight is the only 409 a fresh e-mail can meet), and the gateway's and the
+# function's "try again".
+RETRYABLE = frozenset({0, 409, 429, 502, 503, 504})
 
 
 class SmokeFailure(Exception):
@@ -96,10 +106,20 @@ class Smoke:
 
     # ------------------------------------------------------------ HTTP
 
-    def request(self, region: Region, method: str, path: str, payload: Any = None) -> Reply:
+    def request(
+        self,
+        region: Region,
+        method: str,
+        path: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Reply:
         """The one place the smoke test (and tools.drill) talks HTTP: every call goes through here."""
         data = None if payload is None else json.dumps(payload).encode()
         headers = {"Accept": "application/json", **self.headers}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = f'"{idempotency_key}"'
         if data is not None:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(region.base_url + path, data=data, method=method, headers=headers)  # noqa: S310 - the URL is the operator's
@@ -113,7 +133,16 @@ class Smoke:
             raise SmokeFailure(f"{method} {region.base_url}{path} failed: {reason}") from None
 
     def create_user(self, region: Region, email: str) -> dict[str, Any]:
-        reply = self.request(region, "POST", "/users", {"name": "Smoke Test", "email": email})
+        """Create with an Idempotency-Key, retried once with the same key when the answer was lost or
+        the API was briefly unavailable: the retry gets the first attempt's answer, never a second user."""
+        key, payload = str(uuid.uuid4()), {"name": "Smoke Test", "email": email}
+        try:
+            reply = self.request(region, "POST", "/users", payload, idempotency_key=key)
+        except SmokeFailure:
+            reply = Reply(0, None)
+        if reply.status in RETRYABLE:
+            time.sleep(1)
+            reply = self.request(region, "POST", "/users", payload, idempotency_key=key)
         if reply.status != 201 or not isinstance(reply.body, dict) or "id" not in reply.body:
             raise SmokeFailure(f"POST /users in {region.label} answered {reply.status} {_short(reply.body)}")
         self.created[reply.body["id"]] = region
@@ -187,6 +216,24 @@ class Smoke:
             )
         return f"duplicate e-mail refused with 409 in {other.label}"
 
+    def retry_replayed(self) -> str:
+        """A create retried with its Idempotency-Key in the other region gets the first answer."""
+        writer, other = self.regions[0], self.regions[1]
+        key, payload = str(uuid.uuid4()), {"name": "Smoke Retry", "email": self.email("retry")}
+        first = self.request(writer, "POST", "/users", payload, idempotency_key=key)
+        if first.status != 201 or not isinstance(first.body, dict) or "id" not in first.body:
+            raise SmokeFailure(f"POST /users in {writer.label} answered {first.status} {_short(first.body)}")
+        self.created[first.body["id"]] = writer
+        again = self.request(other, "POST", "/users", payload, idempotency_key=key)
+        if isinstance(again.body, dict) and again.body.get("id") not in (None, first.body["id"]):
+            self.created[again.body["id"]] = other
+        if again.status != 201 or again.body != first.body:
+            raise SmokeFailure(
+                f"the retry with the same Idempotency-Key in {other.label} answered {again.status} "
+                f"{_short(again.body)}, expected the first answer (201, user {first.body['id']})"
+            )
+        return f"created in {writer.label}, the retry in {other.label} got the same user back"
+
     def cleanup(self) -> str:
         left = []
         for user_id, writer in list(self.created.items()):
@@ -214,9 +261,10 @@ class Smoke:
             self.check("read-other-region", self.read_other_region)
             self.check("concurrent-writes", self.concurrent_writes)
             self.check("duplicate-rejected", self.duplicate_rejected)
+            self.check("retry-replayed", self.retry_replayed)
         else:
             # The data checks need both regions; running them against a dead one only repeats the cause.
-            for name in ("read-other-region", "concurrent-writes", "duplicate-rejected"):
+            for name in ("read-other-region", "concurrent-writes", "duplicate-rejected", "retry-replayed"):
                 self.results.append(CheckResult(name, "SKIP", "needs both regions healthy", 0.0))
         if self.created:
             self.check("cleanup", self.cleanup)
@@ -337,8 +385,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     auth.add_argument("--token", help="an ID token of a member of the admins group")
     auth.add_argument("--user-pool-id", help="make a throwaway user in this pool (with --client-id)")
     auth.add_argument("--client-id", help="an app client of that pool allowing ADMIN_USER_PASSWORD_AUTH")
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        help="the local app's control port, which names its run (default: $CONTROL_PORT, else 8000)",
+    )
     auth.add_argument(
-        "--issuer-file", type=Path, help="the local app's issuer file (default: its usual place)"
+        "--issuer-file", type=Path, help="the local app's issuer file (default: the one of its control port)"
     )
     auth.add_argument("--aws-profile", help="AWS profile for the Cognito admin calls (stack key awsProfile)")
     auth.add_argument(
@@ -349,6 +402,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    args.local_control_port = None  # set when the regions are the local app's
     try:
         if sum(map(bool, (args.urls, args.from_stack, args.ports))) > 1:
             raise UsageError("give one of BASE_URLs, --from-stack or --ports")
@@ -361,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"give two base URLs (one per region), not {len(args.urls)}")
             regions = [Region(f"region-{i}", url.rstrip("/")) for i, url in enumerate(args.urls, start=1)]
         else:
-            regions = local_regions(ports_setting(args.ports))
+            regions = _local_app(args)
         if not 0 < args.timeout <= 120 or not 1 <= args.writes <= 50:
             raise UsageError("--timeout must be in (0, 120] seconds and --writes in 1..50")
     except UsageError as exc:
@@ -375,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if token:
                 smoke.headers["Authorization"] = f"Bearer {token}"
             print(f"smoke: authentication: {source}")
+            if args.local_control_port is not None:
+                _check_local_app(smoke, token, args.local_control_port)
             ok = smoke.run()
     except (smoke_auth.SmokeAuthError, UsageError) as exc:
         print(f"smoke: {exc}", file=sys.stderr)
@@ -406,8 +462,62 @@ def _bearer_token(
     if args.from_stack or (args.urls and args.issuer_file is None):
         yield None, "none (the stack has no user pool: authMode none)" if args.from_stack else "none"
         return
-    token = smoke_auth.local_token(run_id, args.issuer_file)
+    token = smoke_auth.local_token(run_id, args.issuer_file, args.local_control_port)
     yield token, "an admin token of the local app's issuer" if token else "none (local app without auth)"
+
+
+def _local_app(args: argparse.Namespace) -> list[Region]:
+    """The local app's regions: those of the run recorded for the control port, or PORTS/--ports (which
+    must then be that run's). Says which run it is."""
+    try:
+        port = control_port_setting(args.control_port)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    args.local_control_port = port
+    path = args.issuer_file or smoke_auth.run_file(port)
+    run = smoke_auth.local_run(path)
+    recorded = dict((run or {}).get("regions") or {})
+    if args.ports or os.environ.get("PORTS") or not recorded:
+        regions = local_regions(ports_setting(args.ports))
+        if recorded and {r.base_url for r in regions} != set(recorded.values()):
+            raise UsageError(
+                f"PORTS/--ports name {', '.join(r.base_url for r in regions)}, but CONTROL_PORT={port} is "
+                f"{smoke_auth.describe_run(run or {})}: give the CONTROL_PORT (or --control-port) of the "
+                "run that serves these ports, or leave PORTS out"
+            )
+    else:
+        regions = [Region(name, str(url)) for name, url in recorded.items()]
+        if len(regions) != 2:
+            raise UsageError(
+                f"CONTROL_PORT={port} is a run of {len(regions)} region(s); the smoke test needs two"
+            )
+    if run:
+        print(f"smoke: {smoke_auth.describe_run(run)} (CONTROL_PORT={port})")
+    else:
+        print(f"smoke: no local app recorded for CONTROL_PORT={port}; trying the PORTS setting")
+    return regions
+
+
+def _check_local_app(smoke: Smoke, token: str | None, control_port: int) -> None:
+    """Refuse early, saying what to do, when nothing listens or the app wants a token we do not have."""
+    listening = []
+    for region in smoke.regions:
+        try:
+            smoke.request(region, "GET", "/health")
+            listening.append(region)
+        except SmokeFailure:
+            pass
+    if not listening:
+        raise UsageError(
+            f"nothing listens at {' or '.join(r.base_url for r in smoke.regions)}: start the local app first "
+            f"(make dev), or give the PORTS or CONTROL_PORT (--ports, --control-port) of the running one"
+        )
+    if token is None and smoke.request(listening[0], "GET", "/users?limit=1").status == 401:
+        raise UsageError(
+            f"the local app at {listening[0].base_url} wants an ID token, and no issuer is recorded for "
+            f"CONTROL_PORT={control_port}: give the CONTROL_PORT (or --control-port) of the run serving "
+            "these ports, or --token"
+        )
 
 
 if __name__ == "__main__":

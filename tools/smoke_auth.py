@@ -8,8 +8,9 @@ owners and lists everyone, so its token must be an administrator's (a member of 
   AdminAddUserToGroup (``admins``), AdminInitiateAuth with ``ADMIN_USER_PASSWORD_AUTH`` on the stack's
   smoke app client, AdminDeleteUser in a ``finally``. The caller's AWS credentials need those five
   ``cognito-idp:`` actions on the pool's ARN, nothing else; the password never leaves this process.
-* The local app (``make dev``): an administrator's token signed by the running app's local issuer
-  (local/auth.py); none when the app runs with ``--no-auth``.
+* The local app (``make dev``): an administrator's token signed by the local issuer of the run found
+  by its control port (CONTROL_PORT or --control-port, local/auth.py); none when that run was started
+  with ``--no-auth``.
 """
 
 from __future__ import annotations
@@ -152,14 +153,40 @@ def _explain(step: str, pool: str, exc: Exception) -> str:
     return f"Cognito {step} failed: {code}: {exc}{hint}"
 
 
-def local_token(run_id: str, issuer_path: Path | None = None) -> str | None:
-    """An administrator's token from the running local app's issuer; None when it has none (started
-    with --no-auth), so the requests go without one."""
-    from local.auth import IssuerFileError, LocalIssuer, issuer_file
+def run_file(control_port: int | None = None) -> Path:
+    """The run file of the local app whose control endpoint is on ``control_port`` (local/auth.py)."""
+    from local.auth import issuer_file
 
-    path = issuer_path or issuer_file()
+    return issuer_file(control_port)
+
+
+def local_run(path: Path) -> dict[str, Any] | None:
+    """The description of the local run that wrote ``path``, or None when there is no such file."""
+    from local.auth import IssuerFileError, read_run
+
+    try:
+        return read_run(path)
+    except IssuerFileError:
+        return None
+
+
+def describe_run(run: Mapping[str, Any]) -> str:
+    from local.auth import describe_run as describe
+
+    return describe(run)
+
+
+def local_token(run_id: str, issuer_path: Path | None = None, control_port: int | None = None) -> str | None:
+    """An administrator's token from the issuer of the local run on ``control_port`` (default: the
+    CONTROL_PORT setting), or of ``issuer_path``; None when that run has none (started with --no-auth)
+    or, without ``issuer_path``, when no run is recorded there, so the requests go without one."""
+    from local.auth import IssuerFileError, LocalIssuer, NoAuthRun, issuer_file
+
+    path = issuer_path or issuer_file(control_port)
     try:
         issuer = LocalIssuer.load(path)
+    except NoAuthRun:
+        return None
     except IssuerFileError:
         if issuer_path is not None:
             raise SmokeAuthError(
