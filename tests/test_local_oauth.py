@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 import pytest
 
-from local.auth import LocalIssuer
+from local.auth import DEFAULT_TOKEN_LIFETIME_S, LocalIssuer
 from local.oauth import CODE_LIFETIME_S, LocalOAuth, OAuthError, s256
 from local.web import PROJECT_ROOT, WebServer, client_config, open_web, web_port_setting
 from scripts.build_web import SWAGGER_UI_DIR, WEB_DIR, build_web
@@ -116,7 +116,7 @@ def test_code_flow_with_pkce_gives_an_id_token_the_regions_accept(
     status, headers, body = call(web, "POST", "/oauth2/token", form)
     assert status == 200, body
     tokens = json.loads(body)
-    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == DEFAULT_TOKEN_LIFETIME_S  # 15 minutes
     claims = oauth.issuer.verifier().claims(f"Bearer {tokens['id_token']}")
     assert claims["sub"] == "alice" and claims["email"] == "alice@example.com"
     assert claims["cognito:groups"] == "admins"

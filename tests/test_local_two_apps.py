@@ -86,6 +86,7 @@ def start_run(runtime_dir: Path, database_url: str, names: tuple[str, str]) -> R
     env = {k: v for k, v in os.environ.items() if k not in ("PORTS", "LOCAL_ISSUER_FILE")}
     env.update(
         CONTROL_PORT=str(port),
+        WEB_PORT="0",  # each run its own web client port (two apps cannot share 8080)
         XDG_RUNTIME_DIR=str(runtime_dir),
         DATABASE_URL=database_url,
         PYTHONUNBUFFERED="1",
