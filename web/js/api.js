@@ -65,14 +65,14 @@ function errorFor(response, body, region) {
 export function createApi(config, auth, currentRegion) {
   const healthRegions = new Map(); // region -> what its /health named, until the header is everywhere
 
-  async function send(region, method, path, body, query) {
+  async function send(region, method, path, body, query, extraHeaders) {
     const base = config.apiUrls[region];
     if (!base) throw new ApiError("invalid", `Unknown region ${region}: pick one of ${config.regions.join(", ")}.`);
     const url = new URL(base.replace(/\/+$/, "") + path);
     for (const [name, value] of Object.entries(query || {})) {
       if (value !== null && value !== undefined) url.searchParams.set(name, value);
     }
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: "application/json", ...(extraHeaders || {}) };
     const token = auth.enabled ? auth.idToken() : null;
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -107,11 +107,11 @@ export function createApi(config, auth, currentRegion) {
     return healthRegions.get(region);
   }
 
-  async function request(method, path, { body, query } = {}) {
+  async function request(method, path, { body, query, headers } = {}) {
     const region = currentRegion();
-    let response = await send(region, method, path, body, query);
+    let response = await send(region, method, path, body, query, headers);
     if (response.status === 401 && auth.enabled && (await auth.refresh())) {
-      response = await send(region, method, path, body, query);
+      response = await send(region, method, path, body, query, headers);
     }
     const text = await response.text();
     let data = null;
@@ -134,7 +134,10 @@ export function createApi(config, auth, currentRegion) {
   return {
     request,
     me: () => request("GET", "/users/me"),
-    createMe: (user) => request("POST", "/users/me", { body: user }),
+    // One key per create: a retry of this request (after a refresh, or by the browser) is answered
+    // with the first answer instead of a 409 for the caller's own profile (docs/handler.md).
+    createMe: (user) =>
+      request("POST", "/users/me", { body: user, headers: { "Idempotency-Key": crypto.randomUUID() } }),
     updateMe: (patch) => request("PATCH", "/users/me", { body: patch }),
     deleteMe: () => request("DELETE", "/users/me"),
     listUsers: (limit, cursor) => request("GET", "/users", { query: { limit, cursor } }),
