@@ -441,3 +441,27 @@ def test_nothing_missing_installs_nothing(fake_machine: dict[str, Path]) -> None
     fake_machine["marker"].touch()
     result = run_install(fake_machine, uid=1001, sudo=False)
     assert result.returncode == 0 and not fake_machine["calls"].exists()
+
+
+# --- the interpreters actions/setup-python provides -------------------------------------------------------
+
+
+def test_the_builder_compiles_with_the_loader_path_setup_python_exports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """setup-python's Pythons are built with --enable-shared and found through the LD_LIBRARY_PATH it
+    exports: the bytecode compiler must get it (found when .ci/run ran as a runner-like user), and
+    nothing else of the caller's environment."""
+    from scripts.build_artifacts import RuntimePython, _compile
+
+    seen = tmp_path / "environment"
+    python = tmp_path / "python3.13"
+    python.write_text(f"#!/bin/sh\nenv > {seen}\n")
+    python.chmod(0o755)
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/hostedtoolcache/Python/3.13.0/x64/lib")
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    _compile(RuntimePython(python, "3.13.0", "cpython-313"), tmp_path, "/opt/python")
+    environment = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert environment["LD_LIBRARY_PATH"] == "/opt/hostedtoolcache/Python/3.13.0/x64/lib"
+    assert environment["PYTHONHASHSEED"] == "0"
+    assert "PYTHONPATH" not in environment
