@@ -42,7 +42,7 @@ install() {
     if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
       as_root=(sudo -n)
     else
-      echo "The tests need ${packages[*]}, which are not installed, and installing them needs root:" \
+      echo "The tests need packages that are not installed: ${packages[*]}. Installing them needs root:" \
         "run this as root, give this user passwordless sudo (as hosted CI runners do), or install them" \
         "first: sudo apt-get install ${packages[*]}" >&2
       return 1
