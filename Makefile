@@ -11,7 +11,7 @@ UV_INSTALL = $(UV) pip install --quiet --python $(PY) --require-hashes
 LOCAL_STAMP := $(VENV)/.local-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: dev test lint format typecheck install-dev lock clean bench-coldstart
+.PHONY: dev test lint format typecheck install-dev lock clean bench-coldstart bench-power web screenshots
 
 # --seed puts pip in the virtualenv: Pulumi's `toolchain: pip` installs requirements.txt with it.
 $(PY):
@@ -32,12 +32,23 @@ ASL_STAMP := tests/asl/node_modules/.package-lock.json
 $(ASL_STAMP): tests/asl/package-lock.json
 	npm ci --prefix tests/asl --no-audit --no-fund --silent
 
-install-dev: $(DEV_STAMP) $(ASL_STAMP)
+# Swagger UI for the web client's API reference page, from web-vendor/'s npm lock; its install scripts
+# (telemetry) are not run. `make web` completes web/ with it and the API document: web/ is then the
+# whole site, served by `make dev` and uploaded by a deployment (docs/web-client.md).
+WEB_STAMP := web-vendor/node_modules/.package-lock.json
+$(WEB_STAMP): web-vendor/package-lock.json
+	npm ci --prefix web-vendor --ignore-scripts --no-audit --no-fund --silent
 
-dev: $(LOCAL_STAMP)
+web: $(WEB_STAMP)
+	$(PYTHON) -m scripts.build_web
+
+install-dev: $(DEV_STAMP) $(ASL_STAMP) $(WEB_STAMP)
+
+# Without npm the client still runs; its API reference page then says to run `make web`.
+dev: $(LOCAL_STAMP) $(if $(shell command -v npm 2>/dev/null),$(WEB_STAMP))
 	$(PY) -m local $(if $(PORTS),--ports '$(PORTS)')
 
-test: lint typecheck $(DEV_STAMP) $(ASL_STAMP)
+test: lint typecheck $(DEV_STAMP) $(ASL_STAMP) $(WEB_STAMP)
 	$(PY) -m pytest
 
 lint: $(DEV_STAMP)
@@ -64,11 +75,21 @@ lock:
 	$(UV_COMPILE) --python-version 3.11 -c requirements-dev.txt requirements-local.in -o requirements-local.txt
 	$(UV_COMPILE) --python-version 3.12 --only-binary :all: -c requirements-dev.txt handler/requirements.in \
 	  -o handler/requirements.txt
+	$(UV_COMPILE) --python-version 3.12 --only-binary :all: -c requirements-dev.txt probe/requirements.in \
+	  -o probe/requirements.txt
 
 # Cold start as Lambda runs it (docs/handler.md): builds the artifacts for this machine, needs the
 # runtime's Python (3.12/3.13) and PostgreSQL's server binaries; prints figures, takes a few minutes.
 bench-coldstart: $(DEV_STAMP)
 	$(PY) benchmarks/coldstart_bench.py $(BENCH_ARGS)
 
+# The power curve (docs/capacity.md): the same artifacts under each memory size's CPU share (a cgroup CPU
+# quota: run as root), against a local PostgreSQL; writes build/power/power-curve.{md,png}.
+bench-power: $(DEV_STAMP)
+	$(PY) benchmarks/power_bench.py $(BENCH_ARGS)
+# The README's screenshots of the web client, taken by its browser tests (Debian's chromium).
+screenshots: $(DEV_STAMP) $(WEB_STAMP)
+	WEB_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache tests/asl/node_modules
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache tests/asl/node_modules web-vendor/node_modules web/vendor web/openapi.yaml

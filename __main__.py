@@ -1,9 +1,12 @@
 """The Pulumi program: config -> one provider per region -> components -> stack outputs."""
 
+import dataclasses
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 
+from components.boundary import register_boundary
 from components.config import load_config
 from components.dsql_cluster import DsqlMultiRegionCluster, DsqlMultiRegionClusterArgs
 from components.dynamic.migration import SchemaMigration
@@ -12,14 +15,33 @@ from components.failover_drill import DrillTiming, FailoverDrill, FailoverDrillA
 from components.global_routing import GlobalRouting, GlobalRoutingArgs, RegionalEndpoint
 from components.identity import Identity, IdentityArgs
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
+from components.managed_login import (
+    ManagedLogin,
+    ManagedLoginArgs,
+    custom_domain_host,
+    default_domain_prefix,
+    prefix_domain_host,
+)
 from components.monitoring import ROUTE53_METRICS_REGION, MonitoredRegion, Monitoring, MonitoringArgs
+from components.probe_artifact import ProbeArtifacts
 from components.regional_app import RegionalApp, RegionalAppArgs
 from components.smoke_check import SmokeCheck, SmokeCheckArgs
+from components.web_client import (
+    WebContent,
+    WebContentArgs,
+    WebDomain,
+    WebHosting,
+    WebHostingArgs,
+    client_settings,
+    web_host,
+)
 from migrations.runner import load_migrations
 
 # Validated before anything is registered: a bad key fails here with the key's name and the fix.
 config = load_config()
 tags = {"project": pulumi.get_project(), "stack": pulumi.get_stack(), **config.tags}
+# Before the first resource: every IAM role of the stack, in any component, carries the boundary.
+register_boundary(config.permissions_boundary_arn)
 
 
 def regional_provider(region: str) -> aws.Provider:
@@ -48,6 +70,12 @@ def regional_provider(region: str) -> aws.Provider:
 
 # One explicit provider per application region; the default provider is disabled in the stack config.
 providers = {region: regional_provider(region) for region in config.app_regions}
+# Route 53 health check metrics and CloudFront's certificates exist only in us-east-1: a provider there,
+# unless it is an app region.
+health_alarm_provider = (
+    None if ROUTE53_METRICS_REGION in providers else regional_provider(ROUTE53_METRICS_REGION)
+)
+us_east_1_provider = health_alarm_provider or providers[ROUTE53_METRICS_REGION]
 
 database = DsqlMultiRegionCluster(
     "users-db",
@@ -88,12 +116,76 @@ artifacts = LambdaArtifacts(
     LambdaArtifactsArgs(architecture=config.lambda_architecture, runtime=config.lambda_runtime),
 )
 
+# Managed login (docs/web-hosting.md): on auth.<domainName>, or a Cognito prefix domain without a domain.
+# The web client is served where TLS 1.2 can be enforced, i.e. on the custom domain: the cdn
+# distribution's own name, or app.<domainName> (CloudFront's default certificate accepts TLS 1.0).
+managed_login_on = config.web_client and config.auth_mode == "cognito"
+web: WebHosting | None = None
+web_origin: str | None = None
+auth_host: pulumi.Input[str] | None = None
+auth_domain_prefix: pulumi.Input[str] | None = None
+if managed_login_on:
+    if config.domain_name:
+        auth_host = custom_domain_host(config.domain_name)
+    else:
+        auth_domain_prefix = config.auth_domain_prefix or aws.get_caller_identity_output(
+            opts=pulumi.InvokeOptions(provider=providers[config.primary_region])
+        ).account_id.apply(
+            lambda account: default_domain_prefix(pulumi.get_project(), pulumi.get_stack(), account)
+        )
+        auth_host = pulumi.Output.from_input(auth_domain_prefix).apply(
+            lambda prefix: prefix_domain_host(prefix, config.primary_region)
+        )
+if managed_login_on and config.domain_name and config.hosted_zone_id and auth_host is not None:
+    host = web_host(config.domain_name, config.cdn)
+    web_origin = f"https://{host}"
+    web = WebHosting(
+        "users-web",
+        WebHostingArgs(
+            regions=list(config.app_regions),
+            auth_origin=pulumi.Output.from_input(auth_host).apply(lambda name: f"https://{name}"),
+            own_domain=None
+            if config.cdn
+            else WebDomain(
+                name=host,
+                hosted_zone_id=config.hosted_zone_id,
+                us_east_1_provider=us_east_1_provider,
+                dns_provider=providers[config.primary_region],
+            ),
+            tags=config.tags,
+        ),
+        opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
+    )
+elif managed_login_on:
+    pulumi.log.info(
+        "webClient: managed login and `python -m tools.token` are deployed; the web client itself needs "
+        "domainName and hostedZoneId (it is served over TLS 1.2+ on app.<domainName>, or on domainName "
+        "with cdn)"
+    )
+elif config.web_client:
+    pulumi.log.warn(
+        "webClient is on but authMode is none: the web client signs in through Cognito, so none is "
+        "deployed; `pulumi config set webClient false` silences this"
+    )
+# The APIs answer the web client's origin with CORS headers.
+app_settings = (
+    dataclasses.replace(config, cors_allow_origins=(*config.cors_allow_origins, web_origin))
+    if web_origin and web_origin not in config.cors_allow_origins
+    else config
+)
+
 # One Cognito user pool for both regions, in the primary (pools are regional; API Gateway accepts a pool
 # of another region). authMode none is an explicit opt-out, warned about on every preview and up.
 identity = (
     Identity(
         "users-identity",
-        IdentityArgs(region=config.primary_region, deletion_protection=config.deletion_protection),
+        IdentityArgs(
+            region=config.primary_region,
+            deletion_protection=config.deletion_protection,
+            token_validity_minutes=config.token_validity_minutes,
+            managed_login_client=managed_login_on,
+            web_origin=web_origin,
+        ),
         opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
     )
     if config.auth_mode == "cognito"
@@ -117,7 +209,7 @@ apps = {
         f"users-api-{cluster.region}",
         RegionalAppArgs(
             region=cluster.region,
-            settings=config,
+            settings=app_settings,
             cluster_arn=cluster.arn,
             cluster_endpoint=cluster.endpoint,
             schema=schema,
@@ -167,10 +259,6 @@ routing = GlobalRouting(
     ),
 )
 
-# Route 53 health check metrics exist only in us-east-1: a provider there, unless it is an app region.
-health_alarm_provider = (
-    None if ROUTE53_METRICS_REGION in providers else regional_provider(ROUTE53_METRICS_REGION)
-)
 monitoring = Monitoring(
     "users-api-ops",
     MonitoringArgs(
@@ -198,6 +286,7 @@ if routing.global_url is not None:
     pulumi.export("globalUrl", routing.global_url)
 
 # CloudFront (viewer certificate and WAF in us-east-1) in front of origin.<domain>; see docs/operations.md.
+edge: Edge | None = None
 if config.cdn and config.domain_name and config.hosted_zone_id and routing.record_name:
     edge = Edge(
         "users-api-edge",
@@ -205,10 +294,11 @@ if config.cdn and config.domain_name and config.hosted_zone_id and routing.recor
             domain_name=config.domain_name,
             hosted_zone_id=config.hosted_zone_id,
             origin_domain_name=routing.record_name,
-            us_east_1_provider=health_alarm_provider or providers[ROUTE53_METRICS_REGION],
+            us_east_1_provider=us_east_1_provider,
             dns_provider=providers[config.primary_region],
             waf=config.waf,
             waf_rate_limit=config.waf_rate_limit,
+            web=web,
             origin_resources=[routing],
         ),
     )
@@ -217,8 +307,61 @@ if config.cdn and config.domain_name and config.hosted_zone_id and routing.recor
     if edge.web_acl_arn is not None:
         pulumi.export("webAclArn", edge.web_acl_arn)
 
-# The failover drill needs the hosted zone (TestDNSAnswer); it reports to the primary region's topic.
-if config.hosted_zone_id and routing.regions_record_name:
+# Managed login on its domain, then the client's files and config.json (which name the APIs, the domain
+# and the client): after the routing or the edge, whose records the custom domain's parent needs.
+if identity is not None and identity.web_client_id is not None and auth_host is not None:
+    managed_login = ManagedLogin(
+        "users-login",
+        ManagedLoginArgs(
+            region=config.primary_region,
+            user_pool_id=identity.user_pool_id,
+            client_id=identity.web_client_id,
+            domain_prefix=auth_domain_prefix,
+            custom_domain=custom_domain_host(config.domain_name) if config.domain_name else None,
+            hosted_zone_id=config.hosted_zone_id,
+            us_east_1_provider=us_east_1_provider,
+            dns_provider=providers[config.primary_region],
+            # Cognito checks that the custom domain's parent (domainName) has an A record.
+            after=[routing, *([edge] if edge else [])] if config.domain_name else [],
+        ),
+        opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
+    )
+    pulumi.export("authDomain", managed_login.domain)
+    pulumi.export("webClientId", identity.web_client_id)
+    if web is not None:
+        distribution = edge or web.distribution
+        assert distribution is not None  # the edge with cdn, else the client's own
+        WebContent(
+            "users-web-content",
+            WebContentArgs(
+                hosting=web,
+                distribution_arn=distribution.distribution_arn
+                if isinstance(distribution, Edge)
+                else distribution.arn,
+                settings=pulumi.Output.all(
+                    pulumi.Output.all(**{region: app.invoke_url for region, app in apps.items()}),
+                    managed_login.domain,
+                    identity.web_client_id,
+                    identity.user_pool_id,
+                ).apply(lambda values: client_settings(values[0], values[1], values[2], values[3])),
+            ),
+            opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
+        )
+        pulumi.export("webUrl", web_origin)
+        pulumi.export("webBucketName", web.bucket_name)
+
+# The failover drill needs the hosted zone: its probe asks the zone's own name servers, then the domain
+# over HTTPS; it reports to the primary region's topic (docs/operations.md).
+if (
+    config.hosted_zone_id
+    and config.domain_name
+    and routing.regions_record_name
+    and routing.region_record_name
+):
+    probe_artifacts = ProbeArtifacts(
+        "drill-probe",
+        LambdaArtifactsArgs(architecture=config.lambda_architecture, runtime=config.lambda_runtime),
+    )
     drill = FailoverDrill(
         "users-api-drill",
         FailoverDrillArgs(
@@ -226,12 +369,17 @@ if config.hosted_zone_id and routing.regions_record_name:
             health_check_ids=routing.health_check_ids,
             hosted_zone_id=config.hosted_zone_id,
             regions_record_name=routing.regions_record_name,
+            region_record_name=routing.region_record_name,
+            domain=config.domain_name,
+            invoke_urls={region: app.invoke_url for region, app in apps.items()},
+            probe_artifacts=probe_artifacts,
             topic_arn=monitoring.topic_arns[config.primary_region],
             timing=DrillTiming.for_health_checks(
                 config.health_check_interval_seconds, config.health_check_failure_threshold
             ),
             scheduled_region=config.secondary_region,
             schedule=config.drill_schedule,
+            log_retention_days=config.log_retention_days,
         ),
     )
     pulumi.export("failoverDrillArn", drill.state_machine_arn)

@@ -99,6 +99,15 @@ class StackConfig:
     """Requests one client IP may send in 5 minutes before WAF blocks it (with waf)."""
     drill_schedule: str | None = None
     """EventBridge Scheduler expression that runs the failover drill; None schedules none."""
+    token_validity_minutes: int = 15
+    """Lifetime of the public client's ID and access tokens: how long a removed admin keeps power."""
+    permissions_boundary_arn: str | None = None
+    """Managed policy every IAM role of the stack carries as its permissions boundary (bootstrap/)."""
+    web_client: bool = True
+    """Deploy Cognito managed login with a code + PKCE client and, with domain_name, the web client
+    (private S3 bucket behind CloudFront); with authMode cognito only."""
+    auth_domain_prefix: str | None = None
+    """Prefix of the Cognito managed-login domain; None derives one from project, stack and account."""
 
     @property
     def app_regions(self) -> tuple[str, str]:
@@ -140,6 +149,10 @@ KEYS: dict[str, str] = {
     "waf": "waf",
     "wafRateLimit": "waf_rate_limit",
     "drillSchedule": "drill_schedule",
+    "tokenValidityMinutes": "token_validity_minutes",
+    "permissionsBoundaryArn": "permissions_boundary_arn",
+    "webClient": "web_client",
+    "authDomainPrefix": "auth_domain_prefix",
 }
 # Keys still declared so that an old stack file gets a clear message instead of an unknown-key error.
 RETIRED = {
@@ -152,10 +165,17 @@ REQUIRED = ("primaryRegion", "secondaryRegion", "witnessRegion")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)  # fmt: skip
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+# Key ARNs only: DSQL reports the key's ARN back (GetCluster encryptionDetails), so an alias ARN would
+# read as drift on every refresh and plan an UpdateCluster on every `up` (docs/dsql-cluster.md).
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/[A-Za-z0-9-]+$")
+_KMS_ALIAS_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:alias/(?P<alias>[A-Za-z0-9/_-]+)$"
+)
 # arn:<partition>:iam::<account>:role/<optional path/>name (IAM allows [\w+=,.@-] in names and paths).
 # Shared with the dynamic providers, so a value the program accepts is one their configure() accepts.
 IAM_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
+# arn:<partition>:iam::<account>:policy/<optional path/>name: a customer managed policy (a boundary).
+IAM_POLICY_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$")
 # A profile name is free text, but the AWS config file's section headers allow no brackets.
 AWS_PROFILE_NAME = re.compile(r"^[^\[\]\s]([^\[\]]*[^\[\]\s])?$")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9_]{1,128}$")
@@ -394,10 +414,18 @@ def _kms_keys(key: str, value: str, project: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     for arn in _json_list(key, value, project):
         match = _KMS_KEY_ARN.match(arn.strip())
+        alias = _KMS_ALIAS_ARN.match(arn.strip())
+        if alias:
+            raise ConfigError(
+                f"{project}:{key} item {arn!r} is an alias ARN; DSQL reports the key's own ARN back, so an "
+                "alias would show as drift on every refresh and plan a cluster update on every `up`. Give the "
+                f"key ARN: aws kms describe-key --key-id alias/{alias['alias']} --region {alias['region']} "
+                "--query KeyMetadata.Arn --output text"
+            )
         if not match:
             raise ConfigError(
                 f"{project}:{key} item {arn!r} is not a KMS key ARN; expected "
-                "arn:aws:kms:<region>:<account>:key/<key id> (or :alias/<name>), one per application region"
+                "arn:aws:kms:<region>:<account>:key/<key id>, one per application region"
             )
         region = match["region"]
         if region in keys:
@@ -435,6 +463,20 @@ def _drill_schedule(key: str, value: str, project: str) -> str | None:
         ) from None
 
 
+def _auth_domain_prefix(key: str, value: str, project: str) -> str | None:
+    from components.managed_login import check_domain_prefix
+
+    if not value.strip():
+        return None  # derived from project, stack and account
+    try:
+        return check_domain_prefix(value.strip())
+    except ValueError as problem:
+        raise ConfigError(
+            f"{project}:{key} is not valid: {problem}; set e.g. `pulumi config set {key} users-api-prod-login`"
+            ', or "" to derive one'
+        ) from None
+
+
 _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "deletionProtection": _boolean,
     "kmsKeyArns": _kms_keys,
@@ -465,6 +507,13 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     "waf": _boolean,
     "wafRateLimit": _integer(10, 2_000_000_000),  # the limits AWS WAF accepts for a rate-based rule
     "drillSchedule": _drill_schedule,
+    # Cognito accepts 5 minutes to 1 day for ID and access tokens.
+    "tokenValidityMinutes": _integer(5, 1440),
+    "permissionsBoundaryArn": _matching(
+        IAM_POLICY_ARN, "arn:aws:iam::123456789012:policy/dsql-users-api-boundary (bootstrap output)"
+    ),
+    "webClient": _boolean,
+    "authDomainPrefix": _auth_domain_prefix,
 }
 
 
@@ -477,6 +526,21 @@ def load_config() -> StackConfig:
     """
     import pulumi
 
+    check_stack_name(pulumi.get_stack())
     config = pulumi.Config(PROJECT)
     raw = {key: value for key in KEYS if (value := config.get(key)) is not None}
     return parse_config(raw)
+
+
+# Pulumi accepts letters, digits, "-", "_" and "." in a stack name; the physical names made from it must
+# be valid for every service: Lambda function names and Scheduler schedule names allow no "."
+# (botocore's patterns), and components/naming.py fits the length.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_stack_name(stack: str) -> None:
+    if not _STACK_NAME.match(stack):
+        raise ConfigError(
+            f"stack name {stack!r} cannot name this project's resources: Lambda function and schedule names "
+            "allow only letters, digits, '-' and '_'. Rename it: `pulumi stack rename <new name>`"
+        )

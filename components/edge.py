@@ -17,6 +17,9 @@ alternatives, and why this one, are in docs/operations.md.
 - Origin: HTTPS only, TLSv1.2, to the regional custom domains' certificates for ``origin.<domain>``.
 - Optional AWS WAF web ACL (scope CLOUDFRONT, so in us-east-1): a per-IP rate limit, then AWS's
   managed Common and Known-bad-inputs rule groups.
+- With the web client (``web``): the default behaviour serves its private bucket (components/web_client.py)
+  and the API's paths (each first path segment of the OpenAPI document, e.g. ``/users`` and
+  ``/users/*``) go to the regional APIs as above, so the client and the API share one origin.
 - The public domain: alias A and AAAA records to the distribution (Route 53 does not evaluate the
   health of a CloudFront alias target; failover happens behind CloudFront, on the origin name).
 """
@@ -25,12 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT
 from components.global_routing import validation_record_for
+from components.naming import WEB_ACL_NAME_MAX, stack_name
+from components.openapi import OPENAPI_DOCUMENT, load_document
+from components.web_client import INDEX, WebHosting
 
 # AWS managed policies have fixed ids (CloudFront Developer Guide: "Use managed cache policies" and
 # "Use managed origin request policies").
@@ -41,6 +48,13 @@ VIEWER_CERTIFICATE_REGION = "us-east-1"
 ORIGIN_ID = "regional-apis"
 WAF_MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 WAF_RATE_WINDOW_SECONDS = 300
+
+
+def api_path_patterns() -> list[str]:
+    """CloudFront path patterns covering every path of the API: ``/<segment>`` and ``/<segment>/*``
+    for each first segment of the OpenAPI document's paths."""
+    segments = sorted({path.strip("/").split("/")[0] for path in load_document(OPENAPI_DOCUMENT)["paths"]})
+    return [pattern for segment in segments for pattern in (f"/{segment}", f"/{segment}/*")]
 
 
 def origin_name(domain_name: str) -> str:
@@ -66,6 +80,8 @@ class EdgeArgs:
     """Attach a WAF web ACL."""
     waf_rate_limit: int = 2000
     """Requests one client IP may send in any 5 minutes before the web ACL blocks it."""
+    web: WebHosting | None = None
+    """The web client's hosting: served as the default behaviour, the API on its own paths."""
     origin_resources: Sequence[pulumi.Resource] = ()
     """What serves origin_domain_name (the global routing component): the distribution and the public
     records wait for it, so the public name never points at an origin that does not answer yet, and the
@@ -85,6 +101,7 @@ class Edge(pulumi.ComponentResource):
     """Viewer certificate, optional web ACL, distribution and the public alias records."""
 
     distribution_id: pulumi.Output[str]
+    distribution_arn: pulumi.Output[str]
     distribution_domain_name: pulumi.Output[str]
     """The distribution's own name (dxxxx.cloudfront.net), which the public records alias."""
     web_acl_arn: pulumi.Output[str] | None
@@ -97,12 +114,23 @@ class Edge(pulumi.ComponentResource):
 
         certificate_arn = self._viewer_certificate(name, args, east)
         web_acl = self._web_acl(name, args, east) if args.waf else None
+        api_behavior: dict[str, Any] = {
+            "target_origin_id": ORIGIN_ID,
+            "viewer_protocol_policy": "https-only",
+            "allowed_methods": ALL_METHODS,
+            "cached_methods": ["GET", "HEAD"],  # required; CachingDisabled caches nothing
+            "cache_policy_id": CACHING_DISABLED_POLICY_ID,
+            "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID,
+        }
+        web = args.web
         distribution = aws.cloudfront.Distribution(
             f"{name}-distribution",
             enabled=True,
             comment=f"{pulumi.get_project()}-{pulumi.get_stack()}: {args.domain_name}",
             aliases=[args.domain_name],
+            default_root_object=INDEX if web else None,
             origins=[
+                *([web.s3_origin()] if web else []),
                 {
                     "domain_name": args.origin_domain_name,
                     "origin_id": ORIGIN_ID,
@@ -114,16 +142,24 @@ class Edge(pulumi.ComponentResource):
                         # API Gateway answers within 29 s; CloudFront's default wait is 30 s.
                         "origin_read_timeout": 30,
                     },
-                }
+                },
             ],
-            default_cache_behavior={
-                "target_origin_id": ORIGIN_ID,
-                "viewer_protocol_policy": "https-only",
-                "allowed_methods": ALL_METHODS,
-                "cached_methods": ["GET", "HEAD"],  # required; CachingDisabled caches nothing
-                "cache_policy_id": CACHING_DISABLED_POLICY_ID,
-                "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID,
-            },
+            default_cache_behavior=(
+                web.default_behavior()
+                if web
+                else cast(aws.cloudfront.DistributionDefaultCacheBehaviorArgsDict, api_behavior)
+            ),
+            ordered_cache_behaviors=(
+                [
+                    cast(
+                        aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict,
+                        {**api_behavior, "path_pattern": p},
+                    )
+                    for p in api_path_patterns()
+                ]
+                if web
+                else None
+            ),
             viewer_certificate={
                 "acm_certificate_arn": certificate_arn,
                 "ssl_support_method": "sni-only",
@@ -157,6 +193,7 @@ class Edge(pulumi.ComponentResource):
             )
 
         self.distribution_id = distribution.id
+        self.distribution_arn = distribution.arn
         self.distribution_domain_name = distribution.domain_name
         self.web_acl_arn = web_acl.arn if web_acl else None
         self.register_outputs(
@@ -193,7 +230,7 @@ class Edge(pulumi.ComponentResource):
         """A CloudFront-scope web ACL: a per-IP rate limit first (the cheapest test), then AWS managed
         rule groups with their own actions (override none)."""
         waf = aws.wafv2
-        acl_name = f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
+        acl_name = stack_name(name, WEB_ACL_NAME_MAX)
 
         def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
             return waf.WebAclRuleVisibilityConfigArgs(

@@ -31,13 +31,16 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT
+from components.global_routing import invoke_host
+from components.naming import LAMBDA_FUNCTION_NAME_MAX, SCHEDULE_NAME_MAX, stack_name
 from components.step_functions import (
+    LAMBDA_INVOKE,
     RETRY_TRANSIENT,
     SNS_PUBLISH,
     StateMachineWithRole,
@@ -46,6 +49,7 @@ from components.step_functions import (
     invoker_role,
     policy_document,
     sdk_task,
+    sns_subject,
 )
 
 UPDATE_HEALTH_CHECK = sdk_task("route53", "UpdateHealthCheck")
@@ -81,26 +85,107 @@ def _answer(expression: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ProbeTarget:
+    """What the drill's probe function is asked (probe/app.py; the ``target`` is added per call)."""
+
+    function_arn: str
+    name_servers: list[str]
+    """The hosted zone's own name servers (its delegation set): they apply health checks."""
+    region_record_name: str
+    """The latency TXT records naming each region (GlobalRouting.region_record_name)."""
+    domain: str
+    """The name clients use: the custom domain (the CloudFront alias when ``cdn`` is on)."""
+    path: str
+    """Requested over HTTPS; /health needs no token."""
+    subnet_hosts: Mapping[str, str]
+    """A host in each region (its API's execute-api host) whose address gives the region's client subnet."""
+    timeout_seconds: int = 5
+
+    def payload(self, target: str) -> dict[str, Any]:
+        return {
+            "target": target,
+            "nameServers": list(self.name_servers),
+            "regionRecord": self.region_record_name,
+            "domain": self.domain,
+            "path": self.path,
+            "subnetHosts": dict(sorted(self.subnet_hosts.items())),
+            "timeoutSeconds": self.timeout_seconds,
+        }
+
+
 def drill_definition(
     *,
     health_check_ids: Mapping[str, str],
     hosted_zone_id: str,
     regions_record_name: str,
     topic_arn: str,
+    probe: ProbeTarget,
     timing: DrillTiming,
 ) -> dict[str, Any]:
-    """The drill's Amazon States Language definition (JSONata)."""
-    regions = sorted(health_check_ids)
-    everyone = ",".join(regions)
-    ask = {"HostedZoneId": hosted_zone_id, "RecordName": regions_record_name, "RecordType": "TXT"}
+    """The drill's Amazon States Language definition (JSONata): pick, baseline, drill, restore, report.
 
-    def report(subject: str, message: str, then: str) -> dict[str, Any]:
+    Failover is observed by the probe function, as a client in the drilled region would see it: the
+    zone's own name servers asked with that region's client subnet (DNS), and an HTTPS request to the
+    address they give (the X-Served-Region of the answer). TestDNSAnswer, which AWS does not document
+    as applying health checks, is asked once during the outage and reported as a labelled extra.
+    """
+    regions = sorted(health_check_ids)
+    ask = {"HostedZoneId": hosted_zone_id, "RecordName": regions_record_name, "RecordType": "TXT"}
+    reports = _Reports(topic_arn)
+    return {
+        "Comment": "Failover drill: invert one region's health check, see its clients served elsewhere, restore",
+        "QueryLanguage": "JSONata",
+        "StartAt": "PickRegion",
+        "States": {
+            **_pick_region(health_check_ids),
+            **_baseline(regions, probe, reports),
+            **_drill(ask, probe, timing),
+            **_restore(probe, timing, reports),
+            **_outcomes(reports),
+        },
+    }
+
+
+def _probe_task(probe: ProbeTarget, target: str, **fields: Any) -> dict[str, Any]:
+    """Invoke the probe for ``target`` (a JSONata expression); its answer is ``$states.result.Payload``."""
+    return {
+        "Type": "Task",
+        "Resource": LAMBDA_INVOKE,
+        "Arguments": {
+            "FunctionName": probe.function_arn,
+            "Payload": {**probe.payload("X"), "target": target},
+        },
+        "Retry": RETRY_TRANSIENT,
+        **fields,
+    }
+
+
+# JSONata over one probe answer ($p): what a client in the target region saw.
+_SEEN = "'DNS ' & $string($p.dns.region) & ', HTTPS ' & $string($p.https.region)"
+
+
+def _since(variable: str, moment: str, condition: str) -> str:
+    """Seconds from ``moment`` to the first probe answer meeting ``condition``; -1 until then."""
+    return (
+        f"{{% ($p := $states.result.Payload; {variable} >= 0 ? {variable} : "
+        f"(({condition}) ? $round(($millis() - {moment}) / 1000) : -1)) %}}"
+    )
+
+
+class _Reports:
+    """The drill's SNS reports (to the stack's alarm topic) and the restore task, shared by its steps."""
+
+    def __init__(self, topic_arn: str) -> None:
+        self.topic_arn = topic_arn
+
+    def report(self, subject: str, message: str, then: str) -> dict[str, Any]:
         return {
             "Type": "Task",
             "Resource": SNS_PUBLISH,
             "Arguments": {
-                "TopicArn": topic_arn,
-                "Subject": "{% $substring('" + subject + " ' & $target, 0, 100) %}",
+                "TopicArn": self.topic_arn,
+                "Subject": sns_subject(f"'{subject} ' & $target"),
                 "Message": "{% " + message + " & '\\nExecution: ' & $states.context.Execution.Id %}",
             },
             "Retry": RETRY_TRANSIENT,
@@ -108,13 +193,14 @@ def drill_definition(
             "Next": then,
         }
 
+    @staticmethod
     def restore(then: str) -> dict[str, Any]:
         return {
             "Type": "Task",
             "Resource": UPDATE_HEALTH_CHECK,
             "Arguments": {"HealthCheckId": "{% $healthCheckId %}", "Inverted": False},
             "Retry": RETRY_RESTORE,
-            "Assign": {"restoredAt": "{% $millis() %}", "restorePolls": 0},
+            "Assign": {"restoredAt": "{% $millis() %}", "restorePolls": 0, "dnsBack": -1, "httpsBack": -1},
             "Catch": [
                 {
                     "ErrorEquals": CATCH_ALL,
@@ -125,7 +211,11 @@ def drill_definition(
             "Next": then,
         }
 
-    states: dict[str, Any] = {
+
+def _pick_region(health_check_ids: Mapping[str, str]) -> dict[str, Any]:
+    """The input's region selects its health check; an unknown region fails before anything changes."""
+    regions = sorted(health_check_ids)
+    return {
         "PickRegion": {
             "Type": "Choice",
             "Choices": [
@@ -137,7 +227,7 @@ def drill_definition(
         "UnknownRegion": {
             "Type": "Fail",
             "Error": "UnknownRegion",
-            "Cause": f'The input\'s region must be one of {everyone}, e.g. {{"region": "{regions[-1]}"}}',
+            "Cause": f'The input\'s region must be one of {",".join(regions)}, e.g. {{"region": "{regions[-1]}"}}',
         },
         **{
             f"Target {region}": {
@@ -145,24 +235,43 @@ def drill_definition(
                 "Assign": {
                     "target": region,
                     "healthCheckId": health_check_id,
-                    "others": ",".join(r for r in regions if r != region),
+                    "others": [r for r in regions if r != region],
                     "drillError": "{% '' %}",  # a plain "" is ambiguous in the ASL schema
                     "restoreError": "{% '' %}",
+                    "seen": "{% '' %}",
                 },
                 "Next": "CheckBaseline",
             }
             for region, health_check_id in sorted(health_check_ids.items())
         },
+    }
+
+
+def _baseline(regions: list[str], probe: ProbeTarget, reports: _Reports) -> dict[str, Any]:
+    """Refuse unless a client in every region is served by its own region: never take a region down
+    while another is down, nor while another drill runs."""
+    healthy = "$count($baseline[dns.region != target or https.region != target]) = 0"
+    return {
         "CheckBaseline": {
-            "Type": "Task",
-            "Resource": TEST_DNS_ANSWER,
-            "Arguments": ask,
-            "Retry": RETRY_TRANSIENT,
-            "Assign": {"answered": _answer("$states.result")},
+            "Type": "Map",
+            "Items": "{% " + json.dumps(regions) + " %}",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "ProbeRegion",
+                "States": {
+                    "ProbeRegion": _probe_task(
+                        probe, "{% $states.input %}", Output="{% $states.result.Payload %}", End=True
+                    )
+                },
+            },
+            "Assign": {
+                "baseline": "{% $states.result %}",
+                "seen": "{% $join($states.result.(target & ': ' & ($p := $; " + _SEEN + ")), '; ') %}",
+            },
             "Catch": [
                 {
                     "ErrorEquals": CATCH_ALL,
-                    "Assign": {"answered": "{% $string($states.errorOutput) %}"},
+                    "Assign": {"seen": "{% 'the probe failed: ' & $string($states.errorOutput) %}"},
                     "Next": "ReportRefused",
                 }
             ],
@@ -170,21 +279,28 @@ def drill_definition(
         },
         "IsBaselineHealthy": {
             "Type": "Choice",
-            "Choices": [{"Condition": f"{{% $answered = '{everyone}' %}}", "Next": "Drill"}],
+            "Choices": [{"Condition": "{% " + healthy + " %}", "Next": "Drill"}],
             "Default": "ReportRefused",
         },
-        "ReportRefused": report(
+        "ReportRefused": reports.report(
             "Failover drill refused for",
-            f"'The failover drill of ' & $target & ' did not start: Route 53 answers ' & $answered & ' instead "
-            f"of {everyone} (a region is already out, or another drill runs). Nothing was changed.'",
+            "'The failover drill of ' & $target & ' did not start: a client in each region must be served by"
+            " its own region first, but the probe saw ' & $seen & ' (a region is already out, or another"
+            " drill runs). Nothing was changed.'",
             "Refused",
         ),
-        "Refused": {"Type": "Fail", "Error": "BaselineNotHealthy", "Cause": "Not every region was answered"},
+        "Refused": {"Type": "Fail", "Error": "BaselineNotHealthy", "Cause": "Not every region served itself"},
+    }
+
+
+def _drill(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTiming) -> dict[str, Any]:
+    """Invert and watch, inside one Parallel state whose Catch restores on any failure."""
+    return {
         "Drill": {
             "Type": "Parallel",
-            "Branches": [_outage_branch(ask, timing)],
+            "Branches": [_outage_branch(ask, probe, timing)],
             "Output": "{% $states.result[0] %}",
-            "Assign": {"failoverSeconds": "{% $states.result[0].failoverSeconds %}"},
+            "Assign": {"failover": "{% $states.result[0] %}"},
             "Catch": [
                 {
                     "ErrorEquals": CATCH_ALL,
@@ -194,48 +310,153 @@ def drill_definition(
             ],
             "Next": "Restore",
         },
-        "Restore": restore("WaitForRestore"),
-        "WaitForRestore": {"Type": "Wait", "Seconds": timing.poll_seconds, "Next": "CheckRestore"},
-        "CheckRestore": {
-            "Type": "Task",
-            "Resource": TEST_DNS_ANSWER,
-            "Arguments": ask,
-            "Retry": RETRY_TRANSIENT,
-            "Assign": {"answered": _answer("$states.result"), "restorePolls": "{% $restorePolls + 1 %}"},
-            "Catch": [
+    }
+
+
+def _outage_branch(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTiming) -> dict[str, Any]:
+    """Invert, then probe until a client in the drilled region is sent elsewhere (DNS) and served
+    elsewhere (HTTPS), each timed on its own. Any failure in here is caught by the Parallel state
+    around it, which restores."""
+    moved = "$p.{kind}.region in $others"
+    return {
+        "StartAt": "Invert",
+        "States": {
+            "Invert": {
+                "Type": "Task",
+                "Resource": UPDATE_HEALTH_CHECK,
+                "Arguments": {"HealthCheckId": "{% $healthCheckId %}", "Inverted": True},
+                "Retry": RETRY_TRANSIENT,
+                "Assign": {
+                    "invertedAt": "{% $millis() %}",
+                    "failoverPolls": 0,
+                    "dnsMoved": -1,
+                    "httpsMoved": -1,
+                },
+                "Next": "WaitForFailover",
+            },
+            "WaitForFailover": {"Type": "Wait", "Seconds": timing.poll_seconds, "Next": "ProbeFailover"},
+            "ProbeFailover": _probe_task(
+                probe,
+                "{% $target %}",
+                Assign={
+                    "failoverPolls": "{% $failoverPolls + 1 %}",
+                    "dnsMoved": _since("$dnsMoved", "$invertedAt", moved.format(kind="dns")),
+                    "httpsMoved": _since("$httpsMoved", "$invertedAt", moved.format(kind="https")),
+                    "servedBy": "{% $string($states.result.Payload.https.region) %}",
+                    "seen": "{% ($p := $states.result.Payload; " + _SEEN + ") %}",
+                },
+                Next="IsFailedOver",
+            ),
+            "IsFailedOver": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Condition": "{% $dnsMoved >= 0 and $httpsMoved >= 0 %}", "Next": "AskTestDnsAnswer"},
+                    {"Condition": f"{{% $failoverPolls < {timing.max_polls} %}}", "Next": "WaitForFailover"},
+                ],
+                "Default": "NotFailedOver",
+            },
+            # A labelled extra, never evidence: AWS does not document that TestDNSAnswer applies health
+            # checks. Whatever it answers (or fails with), the drill goes on.
+            "AskTestDnsAnswer": {
+                "Type": "Task",
+                "Resource": TEST_DNS_ANSWER,
+                "Arguments": dict(ask),
+                "Assign": {"testDnsAnswer": _answer("$states.result")},
+                "Catch": [
+                    {
+                        "ErrorEquals": CATCH_ALL,
+                        "Assign": {"testDnsAnswer": "{% 'no answer (' & $states.errorOutput.Error & ')' %}"},
+                        "Next": "FailedOver",
+                    }
+                ],
+                "Next": "FailedOver",
+            },
+            "FailedOver": {
+                "Type": "Pass",
+                "Output": {
+                    "dnsSeconds": "{% $dnsMoved %}",
+                    "httpsSeconds": "{% $httpsMoved %}",
+                    "servedBy": "{% $servedBy %}",
+                    "testDnsAnswer": "{% $testDnsAnswer %}",
+                },
+                "End": True,
+            },
+            "NotFailedOver": {
+                "Type": "Fail",
+                "Error": "NotFailedOver",
+                "Cause": f"After {timing.max_polls} probes a client in the drilled region was still sent there "
+                "(DNS at the zone's name servers) or served there (HTTPS, X-Served-Region)",
+            },
+        },
+    }
+
+
+def _restore(probe: ProbeTarget, timing: DrillTiming, reports: _Reports) -> dict[str, Any]:
+    """Restore the health check (also after a failed drill), then probe until the drilled region's
+    clients are sent to and served by it again."""
+    back = "$p.{kind}.region = $target"
+    return {
+        "Restore": reports.restore("WaitForRestore"),
+        "WaitForRestore": {"Type": "Wait", "Seconds": timing.poll_seconds, "Next": "ProbeRestore"},
+        "ProbeRestore": _probe_task(
+            probe,
+            "{% $target %}",
+            Assign={
+                "restorePolls": "{% $restorePolls + 1 %}",
+                "dnsBack": _since("$dnsBack", "$restoredAt", back.format(kind="dns")),
+                "httpsBack": _since("$httpsBack", "$restoredAt", back.format(kind="https")),
+                "seen": "{% ($p := $states.result.Payload; " + _SEEN + ") %}",
+            },
+            Catch=[
                 {
                     "ErrorEquals": CATCH_ALL,
-                    "Assign": {"answered": "{% $string($states.errorOutput) %}"},
+                    "Assign": {"seen": "{% 'the probe failed: ' & $string($states.errorOutput) %}"},
                     "Next": "ReportRestoreNotSeen",
                 }
             ],
-            "Next": "IsRestored",
-        },
+            Next="IsRestored",
+        ),
         "IsRestored": {
             "Type": "Choice",
             "Choices": [
-                {"Condition": f"{{% $answered = '{everyone}' %}}", "Next": "ReportSuccess"},
+                {"Condition": "{% $dnsBack >= 0 and $httpsBack >= 0 %}", "Next": "ReportSuccess"},
                 {"Condition": f"{{% $restorePolls < {timing.max_polls} %}}", "Next": "WaitForRestore"},
             ],
             "Default": "ReportRestoreNotSeen",
         },
-        "ReportSuccess": report(
+        "RestoreAfterFailure": reports.restore("ReportDrillFailed"),
+    }
+
+
+def _outcomes(reports: _Reports) -> dict[str, Any]:
+    """What the on-call reads, and the end state of each outcome."""
+    return {
+        "ReportSuccess": reports.report(
             "Failover drill passed for",
-            "'Failover drill of ' & $target & ': Route 53 answered with ' & $others & ' only, '"
-            " & $string($failoverSeconds) & ' s after the health check was inverted; every region was answered"
-            " again ' & $string($round(($millis() - $restoredAt) / 1000)) & ' s after it was restored.'",
+            "'Failover drill of ' & $target & ' passed. With its health check inverted, a client in ' & $target"
+            " & ' was sent to ' & $join($others, ',') & ' by the zone name servers after '"
+            " & $string($failover.dnsSeconds) & ' s (DNS, EDNS client subnet of ' & $target & ') and served by '"
+            " & $failover.servedBy & ' after ' & $string($failover.httpsSeconds) & ' s (HTTPS, X-Served-Region)."
+            " After the restore it was sent back after ' & $string($dnsBack) & ' s (DNS) and served by '"
+            " & $target & ' again after ' & $string($httpsBack) & ' s (HTTPS). Extra, not evidence: Route 53"
+            " TestDNSAnswer (not documented to apply health checks) answered ' & $failover.testDnsAnswer"
+            " & ' during the outage.'",
             "Passed",
         ),
         "Passed": {"Type": "Succeed"},
-        "ReportRestoreNotSeen": report(
+        "ReportRestoreNotSeen": reports.report(
             "Failover drill: restore not seen for",
-            "'Failover drill of ' & $target & ': the health check was restored (Inverted=false), but Route 53"
-            " still answers ' & $answered & '. Check the health check ' & $healthCheckId & ' in the console.'",
+            "'Failover drill of ' & $target & ': the health check was restored (Inverted=false), but a client in '"
+            " & $target & ' is still not sent to and served by it: ' & $seen & '. Check the health check '"
+            " & $healthCheckId & ' in the console.'",
             "RestoreNotSeen",
         ),
-        "RestoreNotSeen": {"Type": "Fail", "Error": "RestoreNotSeen", "Cause": "Not every region answered"},
-        "RestoreAfterFailure": restore("ReportDrillFailed"),
-        "ReportDrillFailed": report(
+        "RestoreNotSeen": {
+            "Type": "Fail",
+            "Error": "RestoreNotSeen",
+            "Cause": "The region is not served again",
+        },
+        "ReportDrillFailed": reports.report(
             "Failover drill FAILED for",
             "'Failover drill of ' & $target & ' failed: ' & $drillError & '. The health check was restored"
             " (Inverted=false).'",
@@ -244,9 +465,9 @@ def drill_definition(
         "DrillFailed": {
             "Type": "Fail",
             "Error": "DrillFailed",
-            "Cause": "Route 53 did not fail over in time",
+            "Cause": "The drilled region's clients were not served elsewhere in time",
         },
-        "ReportRestoreFailed": report(
+        "ReportRestoreFailed": reports.report(
             "RESTORE FAILED: failover drill of",
             "'RESTORE FAILED: the health check ' & $healthCheckId & ' of ' & $target & ' is still inverted, so"
             " Route 53 keeps the region out: ' & $restoreError & '. Restore it now: aws route53"
@@ -260,64 +481,10 @@ def drill_definition(
         },
         "ReportNotSent": {"Type": "Fail", "Error": "ReportNotSent", "Cause": "Publishing the report failed"},
     }
-    return {
-        "Comment": "Failover drill: invert one region's health check, see Route 53 answer without it, restore",
-        "QueryLanguage": "JSONata",
-        "StartAt": "PickRegion",
-        "States": states,
-    }
 
 
-def _outage_branch(ask: Mapping[str, str], timing: DrillTiming) -> dict[str, Any]:
-    """Invert, then poll until Route 53 answers with the other regions only. Any failure in here is
-    caught by the Parallel state around it, which restores."""
-    return {
-        "StartAt": "Invert",
-        "States": {
-            "Invert": {
-                "Type": "Task",
-                "Resource": UPDATE_HEALTH_CHECK,
-                "Arguments": {"HealthCheckId": "{% $healthCheckId %}", "Inverted": True},
-                "Retry": RETRY_TRANSIENT,
-                "Assign": {"invertedAt": "{% $millis() %}", "failoverPolls": 0},
-                "Next": "WaitForFailover",
-            },
-            "WaitForFailover": {"Type": "Wait", "Seconds": timing.poll_seconds, "Next": "CheckFailover"},
-            "CheckFailover": {
-                "Type": "Task",
-                "Resource": TEST_DNS_ANSWER,
-                "Arguments": dict(ask),
-                "Retry": RETRY_TRANSIENT,
-                "Assign": {
-                    "failoverAnswer": _answer("$states.result"),
-                    "failoverPolls": "{% $failoverPolls + 1 %}",
-                },
-                "Next": "IsFailedOver",
-            },
-            "IsFailedOver": {
-                "Type": "Choice",
-                "Choices": [
-                    {"Condition": "{% $failoverAnswer = $others %}", "Next": "FailedOver"},
-                    {"Condition": f"{{% $failoverPolls < {timing.max_polls} %}}", "Next": "WaitForFailover"},
-                ],
-                "Default": "NotFailedOver",
-            },
-            "FailedOver": {
-                "Type": "Pass",
-                "Output": {"failoverSeconds": "{% $round(($millis() - $invertedAt) / 1000) %}"},
-                "End": True,
-            },
-            "NotFailedOver": {
-                "Type": "Fail",
-                "Error": "NotFailedOver",
-                "Cause": f"Route 53 still answered with the drilled region after {timing.max_polls} checks",
-            },
-        },
-    }
-
-
-def drill_policy(*, health_check_arns: list[str], topic_arn: str) -> dict[str, Any]:
-    """Exactly what the drill's tasks call, on this stack's own health checks and topic."""
+def drill_policy(*, health_check_arns: list[str], topic_arn: str, probe_function_arn: str) -> dict[str, Any]:
+    """Exactly what the drill's tasks call, on this stack's own health checks, probe and topic."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -336,6 +503,13 @@ def drill_policy(*, health_check_arns: list[str], topic_arn: str) -> dict[str, A
                 "Resource": "*",
             },
             {
+                "Sid": "InvokeOwnProbe",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                # Lambda checks the qualified ARN too when a version or alias is named: allow both forms.
+                "Resource": [probe_function_arn, f"{probe_function_arn}:*"],
+            },
+            {
                 "Sid": "ReportToOwnAlarmTopic",
                 "Effect": "Allow",
                 "Action": "sns:Publish",
@@ -345,17 +519,51 @@ def drill_policy(*, health_check_arns: list[str], topic_arn: str) -> dict[str, A
     }
 
 
+class FunctionArtifacts(Protocol):
+    """A function's built code and dependency layer (components/lambda_artifact.py)."""
+
+    code: pulumi.FileArchive
+    code_hash: str
+    layer_archive: pulumi.FileArchive
+    layer_hash: str
+    layer_description: str
+    architecture: str
+    runtime: str
+    entry_point: str
+    """The function's ``handler`` setting (``probe.app.handler``)."""
+
+
+PROBE_TIMEOUT_SECONDS = 30  # two DNS questions and one HTTPS request, each bounded by the event's timeout
+LAMBDA_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+
+
 @dataclass(frozen=True)
 class FailoverDrillArgs:
     """Inputs of FailoverDrill; plain values, no pulumi.Config."""
 
     provider: aws.Provider
-    """The primary region's provider: the state machine, its roles and the schedule live there."""
+    """The primary region's provider: the state machine, its roles, the probe and the schedule live there."""
     health_check_ids: Mapping[str, pulumi.Input[str]]
     """Route 53 health check id per application region."""
     hosted_zone_id: str
     regions_record_name: str
-    """The multivalue TXT record listing the healthy regions (GlobalRouting.regions_record_name)."""
+    """The multivalue TXT record listing the healthy regions (GlobalRouting.regions_record_name): only
+    for TestDNSAnswer's labelled extra."""
+    region_record_name: str
+    """The latency TXT records naming each region (GlobalRouting.region_record_name): the probe's DNS."""
+    domain: str
+    """What clients use (the custom domain, a CloudFront alias when ``cdn`` is on): the probe's HTTPS."""
+    invoke_urls: Mapping[str, pulumi.Input[str]]
+    """Each region's stage invoke URL: its execute-api host lies in the region (the client subnet)."""
+    probe_artifacts: FunctionArtifacts
+    """The probe function's code and layer."""
     topic_arn: pulumi.Input[str]
     """Where the drill reports (the primary region's alarm topic)."""
     timing: DrillTiming
@@ -363,18 +571,26 @@ class FailoverDrillArgs:
     """The region the scheduled drill takes down (the secondary)."""
     schedule: str | None = None
     """EventBridge Scheduler expression (components/schedules.py checked it); None: no schedule."""
+    log_retention_days: int = 30
+    health_path: str = "/health"
+    """Requested through the domain (its base path mapping serves the stage at the root)."""
 
     def __post_init__(self) -> None:
         if len(self.health_check_ids) < 2:
             raise ValueError("FailoverDrill needs at least two regions: one goes out, the others must answer")
         if self.scheduled_region not in self.health_check_ids:
             raise ValueError(f"FailoverDrill: {self.scheduled_region} has no health check to invert")
+        if set(self.invoke_urls) != set(self.health_check_ids):
+            raise ValueError(
+                "FailoverDrill: every drilled region needs its invoke URL (the probe's client subnet)"
+            )
 
 
 class FailoverDrill(pulumi.ComponentResource):
-    """The drill state machine, its role, and the optional schedule with its own role."""
+    """The probe function, the drill state machine and its role, and the optional schedule."""
 
     state_machine_arn: pulumi.Output[str]
+    probe_function_name: pulumi.Output[str]
     schedule_name: pulumi.Output[str] | None
 
     def __init__(
@@ -382,64 +598,177 @@ class FailoverDrill(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{PROJECT}:ops:FailoverDrill", name, None, opts)
         here = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        aws_name = f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
-        resolved = pulumi.Output.all(args.topic_arn, pulumi.Output.all(**dict(args.health_check_ids)))
+        aws_name = stack_name(name, SCHEDULE_NAME_MAX)  # fits the state machine's 80 too
+        probe = self._probe(name, args, here)
+        machine = self._state_machine(name, aws_name, args, probe, here)
+        self.state_machine_arn = machine.state_machine.arn
+        self.probe_function_name = probe.name
+        self.schedule_name = self._schedule(name, aws_name, args, machine, here) if args.schedule else None
+        self.register_outputs(
+            {
+                "state_machine_arn": self.state_machine_arn,
+                "probe_function_name": self.probe_function_name,
+                "schedule_name": self.schedule_name,
+            }
+        )
+
+    def _probe(
+        self, name: str, args: FailoverDrillArgs, here: pulumi.ResourceOptions
+    ) -> aws.lambda_.Function:
+        """The probe function: writes its own logs, nothing else (it calls no AWS API)."""
+        function_name = stack_name(f"{name}-probe", LAMBDA_FUNCTION_NAME_MAX)
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-probe-logs",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=args.log_retention_days,
+            opts=here,
+        )
+        role = aws.iam.Role(
+            f"{name}-probe-role",
+            assume_role_policy=LAMBDA_TRUST_POLICY,
+            description=f"{function_name}: writes its own logs, nothing else",
+            opts=here,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-probe-policy",
+            role=role.id,
+            policy=logs.arn.apply(
+                lambda arn: policy_document(
+                    [
+                        {
+                            "Sid": "WriteOwnLogs",
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": f"{arn.removesuffix(':*')}:*",
+                        }
+                    ]
+                )
+            ),
+            opts=here,
+        )
+        artifacts = args.probe_artifacts
+        layer = aws.lambda_.LayerVersion(
+            f"{name}-probe-dependencies",
+            layer_name=f"{function_name}-dependencies",
+            code=artifacts.layer_archive,
+            source_code_hash=artifacts.layer_hash,
+            compatible_runtimes=[artifacts.runtime],
+            compatible_architectures=[artifacts.architecture],
+            description=artifacts.layer_description,
+            opts=here,
+        )
+        return aws.lambda_.Function(
+            f"{name}-probe",
+            name=function_name,
+            description="Failover drill probe: DNS at the zone's name servers with a client subnet, then HTTPS",
+            role=role.arn,
+            runtime=artifacts.runtime,
+            architectures=[artifacts.architecture],
+            handler=artifacts.entry_point,
+            code=artifacts.code,
+            source_code_hash=artifacts.code_hash,
+            layers=[layer.arn],
+            memory_size=256,
+            timeout=PROBE_TIMEOUT_SECONDS,
+            opts=pulumi.ResourceOptions.merge(here, pulumi.ResourceOptions(depends_on=[policy, logs])),
+        )
+
+    def _state_machine(
+        self,
+        name: str,
+        aws_name: str,
+        args: FailoverDrillArgs,
+        probe: aws.lambda_.Function,
+        here: pulumi.ResourceOptions,
+    ) -> StateMachineWithRole:
+        """The drill's definition and its role, from the resolved ARNs, ids, name servers and hosts."""
+        zone = aws.route53.get_zone_output(
+            zone_id=args.hosted_zone_id, opts=pulumi.InvokeOptions(parent=self, provider=args.provider)
+        )
+        hosts = {
+            region: pulumi.Output.from_input(url).apply(invoke_host)
+            for region, url in args.invoke_urls.items()
+        }
+        resolved = pulumi.Output.all(
+            args.topic_arn,
+            pulumi.Output.all(**dict(args.health_check_ids)),
+            probe.arn,
+            zone.name_servers,
+            pulumi.Output.all(**hosts),
+        )
 
         def definition(values: list[Any]) -> str:
-            topic_arn, ids = values
+            topic_arn, ids, probe_arn, name_servers, subnet_hosts = values
+            target = ProbeTarget(
+                function_arn=probe_arn,
+                name_servers=sorted(name_servers),
+                region_record_name=args.region_record_name,
+                domain=args.domain,
+                path=args.health_path,
+                subnet_hosts=subnet_hosts,
+            )
             return json.dumps(
                 drill_definition(
                     health_check_ids=ids,
                     hosted_zone_id=args.hosted_zone_id,
                     regions_record_name=args.regions_record_name,
                     topic_arn=topic_arn,
+                    probe=target,
                     timing=args.timing,
                 )
             )
 
         def policy(values: list[Any]) -> str:
-            topic_arn, ids = values
+            topic_arn, ids, probe_arn, _, _ = values
             arns = [
                 health_check_arn(arn_part(topic_arn, 1), health_check_id) for health_check_id in ids.values()
             ]
-            return policy_document(drill_policy(health_check_arns=arns, topic_arn=topic_arn)["Statement"])
+            return policy_document(
+                drill_policy(health_check_arns=arns, topic_arn=topic_arn, probe_function_arn=probe_arn)[
+                    "Statement"
+                ]
+            )
 
-        drill = StateMachineWithRole(
+        return StateMachineWithRole(
             f"{name}-machine",
             machine_name=aws_name,
-            description=f"Failover drill of {aws_name}: invert/restore its health checks, TestDNSAnswer, report",
+            description=f"Failover drill of {aws_name}: invert/restore its health checks, probe, report",
             definition=resolved.apply(definition),
             policy=resolved.apply(policy),
             opts=here,
         )
-        self.state_machine_arn = drill.state_machine.arn
-        self.schedule_name = None
-        if args.schedule:
-            role, role_policy = invoker_role(
-                f"{name}-scheduler",
-                service="scheduler.amazonaws.com",
-                description=f"{aws_name}: lets the drill schedule start the drill, nothing else",
-                state_machine_arn=drill.state_machine.arn,
-                source_arn=None,  # Scheduler's SourceArn is the schedule group's; the account suffices
-                opts=here,
-            )
-            schedule = aws.scheduler.Schedule(
-                f"{name}-schedule",
-                name=aws_name,
-                description=f"Failover drill of {args.scheduled_region}",
-                schedule_expression=args.schedule,
-                schedule_expression_timezone="UTC",
-                flexible_time_window={"mode": "OFF"},
-                target={
-                    "arn": drill.state_machine.arn,
-                    "role_arn": role.arn,
-                    "input": json.dumps({"region": args.scheduled_region}),
-                    # A drill that did not start is not started again later: the next one will run.
-                    "retry_policy": {"maximum_retry_attempts": 0},
-                },
-                opts=pulumi.ResourceOptions.merge(here, pulumi.ResourceOptions(depends_on=[role_policy])),
-            )
-            self.schedule_name = schedule.name
-        self.register_outputs(
-            {"state_machine_arn": self.state_machine_arn, "schedule_name": self.schedule_name}
+
+    def _schedule(
+        self,
+        name: str,
+        aws_name: str,
+        args: FailoverDrillArgs,
+        machine: StateMachineWithRole,
+        here: pulumi.ResourceOptions,
+    ) -> pulumi.Output[str]:
+        """The EventBridge Scheduler schedule that drills the secondary region, with its own role."""
+        role, role_policy = invoker_role(
+            f"{name}-scheduler",
+            service="scheduler.amazonaws.com",
+            description=f"{aws_name}: lets the drill schedule start the drill, nothing else",
+            state_machine_arn=machine.state_machine.arn,
+            source_arn=None,  # Scheduler's SourceArn is the schedule group's; the account suffices
+            opts=here,
         )
+        schedule = aws.scheduler.Schedule(
+            f"{name}-schedule",
+            name=aws_name,
+            description=f"Failover drill of {args.scheduled_region}",
+            schedule_expression=args.schedule,
+            schedule_expression_timezone="UTC",
+            flexible_time_window={"mode": "OFF"},
+            target={
+                "arn": machine.state_machine.arn,
+                "role_arn": role.arn,
+                "input": json.dumps({"region": args.scheduled_region}),
+                # A drill that did not start is not started again later: the next one will run.
+                "retry_policy": {"maximum_retry_attempts": 0},
+            },
+            opts=pulumi.ResourceOptions.merge(here, pulumi.ResourceOptions(depends_on=[role_policy])),
+        )
+        return schedule.name

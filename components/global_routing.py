@@ -12,7 +12,13 @@ to, so that every method fails over, not only the GET/HEAD/OPTIONS that CloudFro
 With a domain it also writes a small "regions" TXT record set (``_regions.<record_name>``): one
 multivalue answer per region carrying the region's name, behind the same health check. Route 53 answers
 it with every region it counts as healthy, wherever the asker is, which a latency record cannot show
-(its answer depends on the resolver's location). The failover drill reads it with TestDNSAnswer.
+(its answer depends on the resolver's location). The failover drill asks TestDNSAnswer about it, as a
+labelled extra.
+
+And a latency TXT record set ``_region.<record_name>``: per region, the region's name, with the same
+latency routing and health check as the API's records. The zone's own name servers answer it as they
+answer the API's name, so a question carrying an EDNS client subnet in a region (RFC 7871) says which
+region a client there is sent to, by name: the failover drill's probe asks it (docs/operations.md).
 
 Providers. Certificates, custom domains and mappings are regional: each is created with its region's
 provider. Health checks and records are global Route 53 objects: the region of the provider only
@@ -116,6 +122,8 @@ class GlobalRouting(pulumi.ComponentResource):
     """The name the latency records serve (domain_name, or the CloudFront origin name); None without."""
     regions_record_name: str | None
     """The multivalue TXT record listing every region Route 53 counts as healthy; None without a domain."""
+    region_record_name: str | None
+    """The latency TXT record naming the region a client is sent to; None without a domain."""
     latency_records: list[aws.route53.Record]
     """The latency records (for whatever must be created after them, e.g. CloudFront's alias record)."""
 
@@ -129,6 +137,7 @@ class GlobalRouting(pulumi.ComponentResource):
         self.global_url = None
         self.record_name = args.served_name if args.hosted_zone_id else None
         self.regions_record_name = f"_regions.{self.record_name}" if self.record_name else None
+        self.region_record_name = f"_region.{self.record_name}" if self.record_name else None
         self.latency_records = []
 
         for endpoint in args.endpoints:
@@ -166,6 +175,18 @@ class GlobalRouting(pulumi.ComponentResource):
                     health_check_id=health_check.id,
                     opts=dns,
                 )
+                aws.route53.Record(
+                    f"{name}-{region}-served-region",
+                    zone_id=args.hosted_zone_id,
+                    name=self.region_record_name,
+                    type="TXT",
+                    ttl=60,
+                    records=[region],
+                    set_identifier=region,
+                    latency_routing_policies=[{"region": region}],
+                    health_check_id=health_check.id,
+                    opts=dns,
+                )
 
         if args.domain_name:
             self.global_url = pulumi.Output.from_input(f"https://{args.domain_name}")
@@ -177,6 +198,7 @@ class GlobalRouting(pulumi.ComponentResource):
                 "global_url": self.global_url,
                 "record_name": self.record_name,
                 "regions_record_name": self.regions_record_name,
+                "region_record_name": self.region_record_name,
             }
         )
 

@@ -33,6 +33,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT
+from components.naming import EVENT_RULE_NAME_MAX, stack_name
 from components.step_functions import (
     RETRY_TRANSIENT,
     SNS_PUBLISH,
@@ -42,6 +43,7 @@ from components.step_functions import (
     invoker_role,
     policy_document,
     sdk_task,
+    sns_subject,
 )
 
 GET_HEALTH_CHECK_STATUS = sdk_task("route53", "GetHealthCheckStatus")
@@ -159,8 +161,7 @@ def runbook_definition(
             "Resource": SNS_PUBLISH,
             "Arguments": {
                 "TopicArn": topic_arn,
-                # SNS subjects: at most 100 printable ASCII characters.
-                "Subject": "{% $substring('[' & $state & '] ' & $alarm, 0, 100) %}",
+                "Subject": sns_subject("'[' & $state & '] ' & $alarm"),
                 "Message": _message(dashboard_url),
             },
             "Retry": RETRY_TRANSIENT,
@@ -261,7 +262,7 @@ class IncidentResponse(pulumi.ComponentResource):
         region = location.region
         here = pulumi.ResourceOptions(parent=self, provider=location.provider)
         resource_name = f"{name}-{region}"
-        aws_name = f"{pulumi.get_project()}-{pulumi.get_stack()}-{resource_name}"
+        aws_name = stack_name(resource_name, EVENT_RULE_NAME_MAX)  # the rule's name; "-runbook" fits 80
         health_checks = dict(args.health_check_ids) if location.health_alarms else {}
         resolved = pulumi.Output.all(
             location.topic_arn, pulumi.Output.all(**health_checks) if health_checks else {}

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import pulumi
 from pulumi import ResourceOptions
@@ -52,7 +54,20 @@ class LambdaArtifactsArgs:
 
 
 class LambdaArtifacts(pulumi.ComponentResource):
-    """The layer zip and the code zip, built (or reused) for one architecture and runtime."""
+    """The layer zip and the code zip, built (or reused) for one architecture and runtime.
+
+    What is built comes from the class attributes below: a function with its own sources and lock (the
+    drill's probe, ``components/probe_artifact.py``) is a subclass that names them.
+    """
+
+    TYPE: ClassVar[str] = f"{PROJECT}:lambda:LambdaArtifacts"
+    SOURCE_DIR: ClassVar[Path] = HANDLER_DIR
+    """The function's package: zipped as ``<dir name>/...`` under ``/var/task``."""
+    LOCK: ClassVar[Path] = LAMBDA_LOCK
+    """The layer's lock (exact versions with hashes)."""
+    ENTRY_POINT: ClassVar[str] = HANDLER_ENTRY_POINT
+    OUT_DIR: ClassVar[Path] = BUILD_DIR
+    """Where the zips are cached."""
 
     layer_archive: pulumi.FileArchive
     """The layer zip (``python/...``, mounted as ``/opt/python``)."""
@@ -66,15 +81,18 @@ class LambdaArtifacts(pulumi.ComponentResource):
     """base64 sha256 of the code zip (the function's ``source_code_hash``)."""
     architecture: str
     runtime: str
+    entry_point: str
+    """The function's ``handler`` setting (``module.function``)."""
 
     def __init__(self, name: str, args: LambdaArtifactsArgs, opts: ResourceOptions | None = None) -> None:
-        super().__init__(f"{PROJECT}:lambda:LambdaArtifacts", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         self.architecture = args.architecture
         self.runtime = args.runtime
+        self.entry_point = self.ENTRY_POINT
         version = python_version_of(args.runtime)
         python = find_runtime_python(version)
-        layer = build_layer(LAMBDA_LOCK, args.architecture, version, BUILD_DIR, python=python)
-        code = build_function_code(HANDLER_DIR, version, BUILD_DIR, python=python)
+        layer = build_layer(self.LOCK, args.architecture, version, self.OUT_DIR, python=python)
+        code = build_function_code(self.SOURCE_DIR, version, self.OUT_DIR, python=python)
         for kind, artifact in (("layer", layer), ("function code", code)):
             if artifact.built:
                 pulumi.log.info(f"built the {kind} {_project_relative(artifact)}", resource=self)
@@ -82,9 +100,9 @@ class LambdaArtifacts(pulumi.ComponentResource):
         self.layer_archive = pulumi.FileArchive(_project_relative(layer))
         self.layer_hash = layer.sha256_b64
         # From the lock alone (not the build's full key): the same text on every deploying machine.
-        lock = os.path.relpath(LAMBDA_LOCK, ROOT)
+        lock = os.path.relpath(self.LOCK, ROOT)
         self.layer_description = (
-            f"{lock} sha256:{lock_digest(LAMBDA_LOCK)[:16]} for {args.architecture} {args.runtime}"
+            f"{lock} sha256:{lock_digest(self.LOCK)[:16]} for {args.architecture} {args.runtime}"
         )
         self.code = pulumi.FileArchive(_project_relative(code))
         self.code_hash = code.sha256_b64

@@ -37,6 +37,7 @@ import pulumi_aws as aws
 
 from components.config import PROJECT
 from components.incident_response import IncidentResponse, IncidentResponseArgs, RunbookLocation
+from components.naming import ALARM_NAME_MAX, DASHBOARD_NAME_MAX, stack_name
 
 ROUTE53_METRICS_REGION = "us-east-1"
 DSQL_NAMESPACE = "AWS/AuroraDSQL"
@@ -138,7 +139,7 @@ class _Metric:
 
 def stack_resource_name(resource_name: str) -> str:
     """A readable, stack-unique AWS name: what the alarm e-mail, the console and the runbook show."""
-    return f"{pulumi.get_project()}-{pulumi.get_stack()}-{resource_name}"
+    return stack_name(resource_name, min(ALARM_NAME_MAX, DASHBOARD_NAME_MAX))
 
 
 def dashboard_url(region: str, dashboard_name: str) -> str:

@@ -46,18 +46,23 @@ VALIDATORS = {
 }
 
 # API Gateway answers these itself, before the function runs: give them the handler's error shape
-# ({"error": {"code", "message"}}) instead of API Gateway's {"message": ...}.
+# ({"error": {"code", "message"}}) instead of API Gateway's {"message": ...}. A gateway-response template
+# is plain substitution, not VTL: nothing escapes a value, so a message variable goes in only in its
+# quoted form, ``$context.error.messageString`` (the JSON string of ``$context.error.message``). The
+# validation detail (``validationErrorString``) has no quoted form and holds double quotes, so it stays
+# out of the body; its message says which part (body or parameters) was refused.
+MESSAGE = "$context.error.messageString"
 _GATEWAY_ERRORS = {
-    "BAD_REQUEST_BODY": (400, "validation_failed", "$context.error.validationErrorString"),
-    "BAD_REQUEST_PARAMETERS": (400, "validation_failed", "$context.error.validationErrorString"),
+    "BAD_REQUEST_BODY": (400, "validation_failed", MESSAGE),
+    "BAD_REQUEST_PARAMETERS": (400, "validation_failed", MESSAGE),
     # A path or method the document does not define reaches API Gateway as a missing-token error.
     "MISSING_AUTHENTICATION_TOKEN": (404, "not_found", "no such route"),
     # The Cognito authorizer: no token, a malformed, expired or foreign one (the message says which).
-    "UNAUTHORIZED": (401, "unauthorized", "$context.error.message"),
-    "ACCESS_DENIED": (403, "forbidden", "$context.error.message"),
+    "UNAUTHORIZED": (401, "unauthorized", MESSAGE),
+    "ACCESS_DENIED": (403, "forbidden", MESSAGE),
     "THROTTLED": (429, "throttled", "too many requests; retry with backoff"),
-    "DEFAULT_4XX": (None, "bad_request", "$context.error.message"),
-    "DEFAULT_5XX": (None, "internal_error", "$context.error.message"),
+    "DEFAULT_4XX": (None, "bad_request", MESSAGE),
+    "DEFAULT_5XX": (None, "internal_error", MESSAGE),
 }
 
 
@@ -67,7 +72,8 @@ _USER_POOL_ARN = re.compile(
     r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[a-z0-9-]+_[0-9A-Za-z]+$"
 )
 # What the function exposes to a browser (handler/app.py); gateway responses expose the same.
-CORS_EXPOSE_HEADERS = "Location, Retry-After"
+SERVED_REGION_HEADER = "X-Served-Region"  # as handler/app.py
+CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}"
 
 
 class OpenApiError(ValueError):
@@ -124,12 +130,17 @@ def cors_response_parameters(cors_allow_origins: Sequence[str]) -> dict[str, str
     }
 
 
-def _gateway_responses(cors_allow_origins: Sequence[str]) -> dict[str, Any]:
+def _gateway_responses(cors_allow_origins: Sequence[str], region: str) -> dict[str, Any]:
     responses = {}
-    cors = cors_response_parameters(cors_allow_origins)
+    # API Gateway's own answers name the serving region too, as the function's do (handler/app.py).
+    cors = {
+        **cors_response_parameters(cors_allow_origins),
+        f"gatewayresponse.header.{SERVED_REGION_HEADER}": f"'{region}'",
+    }
     for kind, (status, code, message) in _GATEWAY_ERRORS.items():
+        # The quoted variable stands where a JSON string would: the body is valid JSON whatever it says.
         body = json.dumps({"error": {"code": code, "message": "MESSAGE"}}).replace(
-            '"MESSAGE"', f'"{message}"' if message.startswith("$") else json.dumps(message)
+            '"MESSAGE"', message if message == MESSAGE else json.dumps(message)
         )
         response: dict[str, Any] = {"responseTemplates": {"application/json": body}}
         if status is not None:
@@ -241,7 +252,9 @@ def api_gateway_body(
             "body-and-params" if _has_body(operation) else "params-only"
         )
     body["x-amazon-apigateway-request-validators"] = copy.deepcopy(VALIDATORS)
-    body["x-amazon-apigateway-gateway-responses"] = _gateway_responses(cors_allow_origins)
+    # arn:<partition>:apigateway:<region>:lambda:path/...: the region this API serves from.
+    region = invoke_arn.split(":")[3]
+    body["x-amazon-apigateway-gateway-responses"] = _gateway_responses(cors_allow_origins, region)
     return body
 
 

@@ -42,7 +42,9 @@ from pulumi import Output, ResourceOptions
 
 from components.config import PROJECT, StackConfig
 from components.dynamic.iam_grant import IamRoleGrant
+from components.dynamic.published_version import PublishedVersion
 from components.lambda_artifact import HANDLER_ENTRY_POINT, LambdaArtifacts
+from components.naming import LAMBDA_FUNCTION_NAME_MAX, stack_name
 from components.openapi import OPENAPI_DOCUMENT, api_gateway_body, load_document, render
 
 DB_ROLE = "users_api"  # created by migrations/0003_create_app_role.sql
@@ -185,6 +187,53 @@ class RegionalAppArgs:
     """Tags for every taggable child."""
 
 
+@dataclass(frozen=True)
+class _Identity:
+    """What the function runs as: its log group, role, the role's policy and its database login."""
+
+    logs: aws.cloudwatch.LogGroup
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+    grant: IamRoleGrant
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What API Gateway invokes: the function, or with SnapStart its alias ``live``."""
+
+    function: aws.lambda_.Function
+    live: aws.lambda_.Alias | None
+
+    @property
+    def invoke_arn(self) -> pulumi.Output[str]:
+        return self.live.invoke_arn if self.live else self.function.invoke_arn
+
+
+def check_args(args: RegionalAppArgs) -> None:
+    """Refuse arguments that cannot make a working region, naming the fix."""
+    settings = args.settings
+    if settings.lambda_architecture != args.artifacts.architecture:
+        raise ValueError(
+            f"the layer was built for {args.artifacts.architecture} but the function runs on "
+            f"{settings.lambda_architecture}; build the artifacts from the same settings"
+        )
+    if settings.lambda_runtime != args.artifacts.runtime:
+        raise ValueError(
+            f"the layer was built for {args.artifacts.runtime} but the function runs "
+            f"{settings.lambda_runtime}; build the artifacts from the same settings"
+        )
+    if settings.auth_mode == "cognito" and args.user_pool_arn is None:
+        raise ValueError(
+            "authMode is cognito but RegionalApp got no user_pool_arn; pass the Identity component's "
+            "user_pool_arn (or set authMode to none to open the API)"
+        )
+    if settings.auth_mode == "none" and args.user_pool_arn is not None:
+        raise ValueError(
+            "authMode is none but RegionalApp got a user_pool_arn; the API would be open while a pool "
+            "exists for it: pass user_pool_arn=None or set authMode to cognito"
+        )
+
+
 class RegionalApp(pulumi.ComponentResource):
     """One region's users API: IAM role + DB role mapping, Lambda, REST API, stage."""
 
@@ -202,37 +251,50 @@ class RegionalApp(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegionalAppArgs, opts: ResourceOptions | None = None) -> None:
         super().__init__(f"{PROJECT}:app:RegionalApp", name, None, opts)
-        settings = args.settings
-        if settings.lambda_architecture != args.artifacts.architecture:
-            raise ValueError(
-                f"the layer was built for {args.artifacts.architecture} but the function runs on "
-                f"{settings.lambda_architecture}; build the artifacts from the same settings"
-            )
-        if settings.lambda_runtime != args.artifacts.runtime:
-            raise ValueError(
-                f"the layer was built for {args.artifacts.runtime} but the function runs "
-                f"{settings.lambda_runtime}; build the artifacts from the same settings"
-            )
-        if settings.auth_mode == "cognito" and args.user_pool_arn is None:
-            raise ValueError(
-                "authMode is cognito but RegionalApp got no user_pool_arn; pass the Identity component's "
-                "user_pool_arn (or set authMode to none to open the API)"
-            )
-        if settings.auth_mode == "none" and args.user_pool_arn is not None:
-            raise ValueError(
-                "authMode is none but RegionalApp got a user_pool_arn; the API would be open while a pool "
-                "exists for it: pass user_pool_arn=None or set authMode to cognito"
-            )
-        child = ResourceOptions(parent=self)
-        tags = {**args.tags, "region": args.region}
-        function_name = args.function_name or f"{pulumi.get_project()}-{pulumi.get_stack()}-{args.region}"
+        check_args(args)
         self.region = args.region
+        tags = {**args.tags, "region": args.region}
+        function_name = args.function_name or stack_name(args.region, LAMBDA_FUNCTION_NAME_MAX)
 
-        # --- function identity and logs
-        function_logs = aws.cloudwatch.LogGroup(
+        identity = self._identity(name, args, function_name, tags)
+        target = self._function(name, args, function_name, identity, tags)
+        api, body = self._api(name, args, function_name, target, tags)
+        stage, access_logs = self._stage(name, args, function_name, api, body, tags)
+        self._invoke_permission(name, target, api)
+
+        self.invoke_url = stage.invoke_url
+        self.function_name = target.function.name
+        self.function_arn = target.function.arn
+        self.api_id = api.id
+        self.api_execution_arn = api.execution_arn
+        self.stage_name = stage.stage_name
+        self.function_log_group_name = identity.logs.name
+        self.access_log_group_name = access_logs.name
+        self.role_arn = identity.role.arn
+        self.register_outputs(
+            {
+                "invoke_url": self.invoke_url,
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "api_id": self.api_id,
+                "api_execution_arn": self.api_execution_arn,
+                "stage_name": self.stage_name,
+                "function_log_group_name": self.function_log_group_name,
+                "access_log_group_name": self.access_log_group_name,
+                "role_arn": self.role_arn,
+                "region": self.region,
+            }
+        )
+
+    def _identity(
+        self, name: str, args: RegionalAppArgs, function_name: str, tags: Mapping[str, str]
+    ) -> _Identity:
+        """The log group, the role (own logs, dsql:DbConnect on its cluster) and its database login."""
+        child = ResourceOptions(parent=self)
+        logs = aws.cloudwatch.LogGroup(
             f"{name}-function-logs",
             name=f"/aws/lambda/{function_name}",
-            retention_in_days=settings.log_retention_days,
+            retention_in_days=args.settings.log_retention_days,
             tags=tags,
             opts=child,
         )
@@ -243,11 +305,12 @@ class RegionalApp(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        role_policy = aws.iam.RolePolicy(
+        xray = args.settings.xray_tracing
+        policy = aws.iam.RolePolicy(
             f"{name}-function-policy",
             role=role.id,
-            policy=Output.all(function_logs.arn, args.cluster_arn).apply(
-                lambda arns: json.dumps(runtime_policy(arns[0], arns[1], settings.xray_tracing))
+            policy=Output.all(logs.arn, args.cluster_arn).apply(
+                lambda arns: json.dumps(runtime_policy(arns[0], arns[1], xray))
             ),
             opts=child,
         )
@@ -259,8 +322,18 @@ class RegionalApp(pulumi.ComponentResource):
             region=args.region,
             opts=ResourceOptions(parent=self, depends_on=[args.schema]),
         )
+        return _Identity(logs, role, policy, grant)
 
-        # --- function
+    def _function(
+        self,
+        name: str,
+        args: RegionalAppArgs,
+        function_name: str,
+        identity: _Identity,
+        tags: Mapping[str, str],
+    ) -> _Target:
+        """The dependency layer, the function and, with SnapStart, the alias API Gateway invokes."""
+        settings = args.settings
         layer = aws.lambda_.LayerVersion(
             f"{name}-dependencies",
             layer_name=f"{function_name}-dependencies",
@@ -269,12 +342,12 @@ class RegionalApp(pulumi.ComponentResource):
             compatible_runtimes=[settings.lambda_runtime],
             compatible_architectures=[settings.lambda_architecture],
             description=args.artifacts.layer_description,
-            opts=child,
+            opts=ResourceOptions(parent=self),
         )
         function = aws.lambda_.Function(
             f"{name}-function",
             name=function_name,
-            role=role.arn,
+            role=identity.role.arn,
             runtime=settings.lambda_runtime,
             architectures=[settings.lambda_architecture],
             handler=HANDLER_ENTRY_POINT,
@@ -297,36 +370,43 @@ class RegionalApp(pulumi.ComponentResource):
             tags=tags,
             # Not invocable before the schema, the database role and its IAM mapping exist, nor before
             # it may write its logs and connect.
-            opts=ResourceOptions(parent=self, depends_on=[grant, role_policy, function_logs]),
+            opts=ResourceOptions(parent=self, depends_on=[identity.grant, identity.policy, identity.logs]),
+        )
+        if not settings.lambda_snap_start:
+            return _Target(function, None)
+        # The AWS provider's create returns before the version it published is Active (SnapStart is
+        # still taking the snapshot); the alias waits for it, and everything that invokes the function
+        # (the API body, its deployment and stage, the permission, the smoke checks) follows the alias.
+        ready = PublishedVersion(
+            f"{name}-published-version",
+            function_name=function.name,
+            version=function.version,
+            region=args.region,
+            opts=ResourceOptions(parent=self),
         )
         # With SnapStart, API Gateway invokes the alias of the latest published version ($LATEST would
         # never use the snapshot); its integration URI and the invoke permission both name the alias.
-        live = (
-            aws.lambda_.Alias(
-                f"{name}-live",
-                name=LIVE_ALIAS,
-                description="The published version API Gateway invokes (SnapStart serves versions only)",
-                function_name=function.name,
-                function_version=function.version,
-                opts=child,
-            )
-            if settings.lambda_snap_start
-            else None
+        live = aws.lambda_.Alias(
+            f"{name}-live",
+            name=LIVE_ALIAS,
+            description="The published version API Gateway invokes (SnapStart serves versions only)",
+            function_name=function.name,
+            function_version=ready.active_version,
+            opts=ResourceOptions(parent=self),
         )
-        invoke_arn = live.invoke_arn if live else function.invoke_arn
+        return _Target(function, live)
 
-        # --- API
+    def _api(
+        self, name: str, args: RegionalAppArgs, function_name: str, target: _Target, tags: Mapping[str, str]
+    ) -> tuple[aws.apigateway.RestApi, pulumi.Output[str]]:
+        """The REST API whose body is the OpenAPI document with its integrations and authorizer."""
         document = load_document(OPENAPI_DOCUMENT)
+        origins = args.settings.cors_allow_origins
         # The authorizer (the user pool's ARN) and the CORS headers of API Gateway's own answers are
         # part of the body, so changing either redeploys the API.
-        body = Output.all(invoke_arn, args.user_pool_arn).apply(
+        body = Output.all(target.invoke_arn, args.user_pool_arn).apply(
             lambda values: render(
-                api_gateway_body(
-                    document,
-                    values[0],
-                    user_pool_arn=values[1],
-                    cors_allow_origins=settings.cors_allow_origins,
-                )
+                api_gateway_body(document, values[0], user_pool_arn=values[1], cors_allow_origins=origins)
             )
         )
         api = aws.apigateway.RestApi(
@@ -338,8 +418,22 @@ class RegionalApp(pulumi.ComponentResource):
             # The default execute-api endpoint otherwise still accepts TLS 1.0 clients.
             security_policy="TLS_1_2",
             tags=tags,
-            opts=child,
+            opts=ResourceOptions(parent=self),
         )
+        return api, body
+
+    def _stage(
+        self,
+        name: str,
+        args: RegionalAppArgs,
+        function_name: str,
+        api: aws.apigateway.RestApi,
+        body: pulumi.Output[str],
+        tags: Mapping[str, str],
+    ) -> tuple[aws.apigateway.Stage, aws.cloudwatch.LogGroup]:
+        """A deployment per body, the stage with access logs and tracing, and its throttling."""
+        settings = args.settings
+        child = ResourceOptions(parent=self)
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment",
             rest_api=api.id,
@@ -383,38 +477,18 @@ class RegionalApp(pulumi.ComponentResource):
             },
             opts=child,
         )
+        return stage, access_logs
+
+    def _invoke_permission(self, name: str, target: _Target, api: aws.apigateway.RestApi) -> None:
+        """Lets this API, and only it, invoke the function (or its alias)."""
         aws.lambda_.Permission(
             f"{name}-invoke-permission",
             action="lambda:InvokeFunction",
-            function=function.name,
-            qualifier=live.name if live else None,
+            function=target.function.name,
+            qualifier=target.live.name if target.live else None,
             principal="apigateway.amazonaws.com",
             source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
-            opts=child,
-        )
-
-        self.invoke_url = stage.invoke_url
-        self.function_name = function.name
-        self.function_arn = function.arn
-        self.api_id = api.id
-        self.api_execution_arn = api.execution_arn
-        self.stage_name = stage.stage_name
-        self.function_log_group_name = function_logs.name
-        self.access_log_group_name = access_logs.name
-        self.role_arn = role.arn
-        self.register_outputs(
-            {
-                "invoke_url": self.invoke_url,
-                "function_name": self.function_name,
-                "function_arn": self.function_arn,
-                "api_id": self.api_id,
-                "api_execution_arn": self.api_execution_arn,
-                "stage_name": self.stage_name,
-                "function_log_group_name": self.function_log_group_name,
-                "access_log_group_name": self.access_log_group_name,
-                "role_arn": self.role_arn,
-                "region": self.region,
-            }
+            opts=ResourceOptions(parent=self),
         )
 
     def _api_gateway_account(

@@ -24,6 +24,9 @@ import pulumi
 import pulumi_aws as aws
 
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+# SNS Publish: a Subject "must be less than 100 characters long" (SNS API reference, Publish).
+SNS_SUBJECT_MAX = 99
 # Retry a task's throttling and transient service errors, never for long: a runbook that waits minutes
 # to page is a runbook that failed.
 RETRY_TRANSIENT: list[dict[str, Any]] = [
@@ -36,11 +39,18 @@ def sdk_task(service: str, api_action: str) -> str:
     return f"arn:aws:states:::aws-sdk:{service}:{api_action[0].lower()}{api_action[1:]}"
 
 
+def sns_subject(expression: str) -> str:
+    """JSONata for an SNS Subject from a string expression, cut to what SNS accepts."""
+    return f"{{% $substring({expression}, 0, {SNS_SUBJECT_MAX}) %}}"
+
+
 def iam_action(resource: str) -> str:
     """The IAM action a Task's Resource calls: aws-sdk:route53:testDNSAnswer -> route53:TestDNSAnswer,
     sns:publish -> sns:Publish."""
     if resource == SNS_PUBLISH:
         return "sns:Publish"
+    if resource == LAMBDA_INVOKE:
+        return "lambda:InvokeFunction"
     prefix = "arn:aws:states:::aws-sdk:"
     if not resource.startswith(prefix):
         raise ValueError(f"{resource!r} is not an AWS SDK integration or sns:publish")

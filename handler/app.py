@@ -13,6 +13,7 @@ structured JSON logs (``handler.logs``), loaded when a first line is logged.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -256,6 +257,20 @@ def _error_response(exc: BaseException) -> Response:
     return Response(error.status, error.body(), dict(error.headers))
 
 
+# Every answer names the region that served it: clients and operators see where they landed, and the
+# failover drill's probe tells a failover from the answer itself (docs/operations.md). API Gateway's
+# own answers carry it too (components/openapi.py), and so do the local edge's (local/server.py).
+SERVED_REGION_HEADER = "X-Served-Region"
+CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}"
+
+
+def _served_region() -> str:
+    try:
+        return settings().region
+    except ConfigError:  # the answer is a 500 already; the region is still Lambda's
+        return os.environ.get("AWS_REGION", "").strip() or "local"
+
+
 def _cors_headers(event: dict[str, Any], method: str, allow: str | None) -> dict[str, str]:
     try:
         allowed = settings().cors_allow_origins
@@ -267,7 +282,7 @@ def _cors_headers(event: dict[str, Any], method: str, allow: str | None) -> dict
     origin = (validation.header(event.get("headers"), "origin") or "").rstrip("/")
     if origin and origin in allowed:
         headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Expose-Headers"] = "Location, Retry-After"
+        headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
         if method == "OPTIONS":
             headers["Access-Control-Allow-Methods"] = allow or "GET, POST, PATCH, DELETE, OPTIONS"
             headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
@@ -286,6 +301,7 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         response = _error_response(exc)
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
     headers.update(response.headers or {})
+    headers[SERVED_REGION_HEADER] = _served_region()
     headers.update(_cors_headers(event, method, headers.get("Allow")))
     body = (
         "" if response.body is None else json.dumps(response.body, ensure_ascii=False, separators=(",", ":"))

@@ -3,9 +3,17 @@
 The handler never reads the Authorization header and never decodes a token. On AWS the REST API's
 ``COGNITO_USER_POOLS`` authorizer checks the ID token (signature, expiry, issuing pool, ``token_use``)
 before the function runs and passes its claims in ``requestContext.authorizer.claims``, every value a
-string: ``cognito:groups`` arrives comma-separated (``"admins,editors"``), ``email_verified`` as
-``"true"``. Locally ``local/auth.py`` plays the authorizer and puts the claims in the same place, the
-same way. The handler trusts those claims and nothing else in the request.
+string: ``email_verified`` as ``"true"``/``"false"``, and the token's ``cognito:groups`` array as its
+names joined by a bare comma (``["editors", "admins"]`` arrives as ``"editors,admins"``, one group as
+just its name). Locally ``local/auth.py`` plays the authorizer and puts the claims in the same place,
+the same way. The handler trusts those claims and nothing else in the request.
+
+Group names are exact: no trimming, no case folding. Because Cognito lets a group's name contain a
+comma (botocore ``GroupNameType``), ``"x,admins"`` may be the two groups ``x`` and ``admins`` or the
+one group ``x,admins``, and the claim alone cannot tell which. So a joined list of several names is
+ambiguous and grants no group at all (logged as a warning): only a claim naming exactly one group
+(``"admins"``) makes its holder a member. Keep administrators in the ``admins`` group alone
+(docs/handler.md). The token's own JSON array form, should a claim ever arrive as a list, is exact.
 
 ``AUTH_MODE`` (handler/config.py):
 
@@ -22,11 +30,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from handler import logs
 from handler.config import Settings
 from handler.errors import Forbidden, Unauthorized
 from handler.validation import normalise_email
 
 ADMINS_GROUP = "admins"
+GROUP_SEPARATOR = ","  # how API Gateway's REST Cognito authorizer joins the cognito:groups array
 SUB_MAX = 255  # a Cognito sub is a 36-character UUID; the local issuer takes any sub up to this
 
 
@@ -67,18 +77,35 @@ def caller_from_event(event: dict[str, Any], settings: Settings) -> Caller:
     return Caller(sub=sub, email=_verified_email(claims), is_admin=ADMINS_GROUP in _groups(claims))
 
 
-def _groups(claims: dict[str, Any]) -> list[str]:
+def _groups(claims: dict[str, Any]) -> frozenset[str]:
+    """The caller's groups, exactly as named; none at all when the claim cannot be read one way only."""
     groups = claims.get("cognito:groups")
-    if isinstance(groups, list):  # the token's own JSON form, should a proxy ever pass it through
-        return [str(group) for group in groups]
-    if isinstance(groups, str):
-        return [group.strip() for group in groups.split(",")]
-    return []
+    if groups is None or groups == "":
+        return frozenset()
+    if isinstance(groups, list) and all(isinstance(group, str) for group in groups):
+        return frozenset(groups)  # the token's own JSON array: every name is whole
+    if isinstance(groups, str) and GROUP_SEPARATOR not in groups:
+        return frozenset((groups,))
+    # Several joined names (or a name with a comma in it): the split is a guess, and a guess must never
+    # make anyone an administrator. Logged so that an operator sees who lost a group, and why.
+    logs.warning(
+        "cognito:groups claim is ambiguous and grants no group: a comma joins the names, and a group "
+        "name may contain a comma; keep members of admins in no other group",
+        sub=str(claims.get("sub"))[:64],
+        groups=str(groups)[:256],
+    )
+    return frozenset()
 
 
 def _verified_email(claims: dict[str, Any]) -> str | None:
-    """Only a verified address counts: an unverified one could be anybody's."""
-    if str(claims.get("email_verified")).lower() != "true":
+    """Only a verified address counts: an unverified one could be anybody's.
+
+    Verified means exactly what Cognito and API Gateway write: the JSON ``true`` of the token, or the
+    ``"true"`` string of the authorizer's claims. ``"True"``, ``"TRUE"``, ``["true"]`` or ``1`` come from
+    neither, so they count as unverified.
+    """
+    verified = claims.get("email_verified")
+    if verified is not True and verified != "true":
         return None
     email = claims.get("email")
     if not isinstance(email, str):

@@ -1,10 +1,15 @@
 """One database connection per container: made on first use, reused, recycled, re-made when broken.
 
 Every request runs autocommit single statements, so a simple request costs one round trip: no
-BEGIN/COMMIT, no per-request SET. On AWS the connection goes to DSQL through AWS's connector
-(``aurora_dsql_psycopg``), which signs a fresh IAM token for the application role at each connect; it is
-imported only there, so a local run or a warm request never pays for boto3. Locally ``DATABASE_URL``
-selects a plain psycopg connection; the rest is the same code.
+BEGIN/COMMIT, no per-request SET. On AWS the connection goes to DSQL with a fresh IAM token for the
+application role at each connect. Where Lambda hands the function its credentials in the environment
+(on-demand and provisioned concurrency), the token is signed by AWS's common runtime (``awscrt``, C)
+from those variables, read again at each connect: under the CPU share of a small memory size, importing
+boto3 and building a session and a client to sign one token cost more than a second at 512 MB
+(docs/capacity.md). Anywhere else (SnapStart, whose restored environments get container credentials;
+profiles; instance roles) AWS's connector (``aurora_dsql_psycopg``) signs with botocore's credential
+chain. Both are imported only at the first connect, so a local run never pays for them. Locally
+``DATABASE_URL`` selects a plain psycopg connection; the rest is the same code.
 
 When is a retry safe?
 * OCC conflict (SQLSTATE 40001, DSQL OC000/OC001): the statement's transaction did not commit, so
@@ -34,6 +39,8 @@ what the first DSQL connect would otherwise import on the first request.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import importlib.util
 import os
 import random
 import select
@@ -43,7 +50,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -62,6 +69,10 @@ INVOCATION_RESERVE_S = 0.5
 """Kept from Lambda's remaining time to send the 503 (and log it) after a deadline."""
 MIN_CONNECT_WAIT_S = 2
 """psycopg (like libpq) waits at least this long for a connection, whatever connect_timeout says."""
+TOKEN_LIFETIME_S = 60
+"""An IAM token is only checked when a connection opens: a short life, as the AWS connector gives it."""
+APPLICATION_NAME = "users-api"
+"""The session's application_name on DSQL (the connector would set its own)."""
 # TCP keepalive on the connection: an idle connection to a vanished peer is found dead (and replaced
 # before use) after about 30 + 3 x 5 s of silence instead of failing the next request.
 KEEPALIVES: dict[str, Any] = {
@@ -331,14 +342,12 @@ def _connect_dsql(s: Settings, deadline: float | None = None) -> psycopg.Connect
     hold the request three times as long). ``host`` stays the endpoint's name: TLS verifies it and the
     token is signed for it; ``hostaddr`` only says where to connect.
     """
-    import aurora_dsql_psycopg  # deferred: it imports boto3, which only the AWS path needs
-
     assert s.dsql_endpoint is not None
     if deadline is None:
         deadline = time.monotonic() + s.request_timeout_ms / 1000
+    region = _endpoint_region(s.dsql_endpoint) or s.region
     params: dict[str, Any] = {
         "host": s.dsql_endpoint,
-        "region": _endpoint_region(s.dsql_endpoint) or s.region,
         "user": s.db_user,
         "dbname": "postgres",
         "autocommit": True,
@@ -347,15 +356,22 @@ def _connect_dsql(s: Settings, deadline: float | None = None) -> psycopg.Connect
         "tcp_user_timeout": s.request_timeout_ms,
         **KEEPALIVES,
     }
+    credentials = environment_credentials()
     failure: psycopg.OperationalError | None = None
     for address in _addresses(s.dsql_endpoint):
         if failure is not None and deadline - time.monotonic() < MIN_CONNECT_WAIT_S:
             raise failure  # another attempt would outlast the deadline
         timeout = connect_timeout(s, deadline)
+        attempt = {**params, "connect_timeout": timeout, **({"hostaddr": address} if address else {})}
         try:
-            return aurora_dsql_psycopg.connect(
-                **params, connect_timeout=timeout, **({"hostaddr": address} if address else {})
-            )
+            if credentials is None:
+                import aurora_dsql_psycopg  # deferred: it imports boto3, which only this path needs
+
+                return aurora_dsql_psycopg.connect(**attempt, region=region)
+            token = db_auth_token(s.dsql_endpoint, region, s.db_user, credentials)
+            # Connection.connect, as psycopg.connect is: the class method is what tests and benchmarks
+            # redirect to a local server.
+            return psycopg.Connection.connect(**attempt, password=token, application_name=APPLICATION_NAME)
         except psycopg.OperationalError as exc:
             failure = exc
         except psycopg.Error:
@@ -366,6 +382,52 @@ def _connect_dsql(s: Settings, deadline: float | None = None) -> psycopg.Connect
             raise DatabaseUnavailable(f"cannot sign an IAM token: {type(exc).__name__}") from exc
     assert failure is not None
     raise failure
+
+
+class Credentials(NamedTuple):
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None
+
+
+def environment_credentials() -> Credentials | None:
+    """The credentials Lambda puts in the environment (read at each connect), or None where there are
+    none (SnapStart gives container credentials instead; botocore's chain then finds them)."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return None
+    return Credentials(key, secret, os.environ.get("AWS_SESSION_TOKEN") or None)
+
+
+def db_auth_token(
+    host: str,
+    region: str,
+    user: str,
+    credentials: Credentials,
+    *,
+    now: datetime.datetime | None = None,
+    expires_in_s: int = TOKEN_LIFETIME_S,
+) -> str:
+    """DSQL's IAM token: ``<host>/?Action=DbConnect&X-Amz-...``, a SigV4 presigned GET for service
+    ``dsql``, as botocore's ``generate_db_connect_auth_token`` makes it (``DbConnectAdmin`` for the
+    ``admin`` role); the same inputs give the same query and signature (tests/test_db_token.py)."""
+    from awscrt import auth, http  # deferred: only the DSQL path signs
+
+    action = "DbConnectAdmin" if user == "admin" else "DbConnect"
+    config = auth.AwsSigningConfig(
+        algorithm=auth.AwsSigningAlgorithm.V4,
+        signature_type=auth.AwsSignatureType.HTTP_REQUEST_QUERY_PARAMS,
+        credentials_provider=auth.AwsCredentialsProvider.new_static(
+            credentials.access_key_id, credentials.secret_access_key, credentials.session_token
+        ),
+        region=region,
+        service="dsql",
+        date=now or datetime.datetime.now(datetime.UTC),
+        expiration_in_seconds=expires_in_s,
+    )
+    request = http.HttpRequest("GET", f"/?Action={action}", http.HttpHeaders([("host", host)]))
+    signed = auth.aws_sign_request(request, config).result()
+    return f"{host}{signed.path}"
 
 
 def _addresses(host: str) -> list[str | None]:
@@ -379,14 +441,16 @@ def _addresses(host: str) -> list[str | None]:
 
 
 def _botocore_ca_bundle() -> str:
-    """botocore's CA bundle: always present where the connector runs, and it holds the Amazon Root CAs.
+    """botocore's CA bundle: always in the layer (the connector needs botocore), and it holds the Amazon
+    Root CAs. Found without importing botocore, which the environment-credentials path never does.
 
     libpq's ``sslrootcert=system`` would depend on where the wheel's bundled OpenSSL looks for a trust
     store, which differs between Lambda's image and other machines.
     """
-    import botocore
-
-    return str(Path(botocore.__file__).resolve().parent / "cacert.pem")
+    spec = importlib.util.find_spec("botocore")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatabaseUnavailable("botocore's CA bundle is missing: set DB_SSLROOTCERT to a CA file")
+    return str(Path(next(iter(spec.submodule_search_locations))).resolve() / "cacert.pem")
 
 
 def _endpoint_region(endpoint: str) -> str | None:
@@ -420,9 +484,14 @@ def after_restore() -> None:
 
 
 def prime() -> None:
-    """Import in init what the first request would import: the AWS connector with boto3 and the
-    signer's botocore modules (only the DSQL path uses them; locally nothing is primed)."""
-    import aurora_dsql_psycopg  # noqa: F401
+    """Import in init what the first request would import: the token signer (awscrt) and, where the
+    credentials will not be in the environment (a SnapStart snapshot: restored copies get container
+    credentials), the AWS connector with boto3. Only the DSQL path uses them; locally nothing is primed."""
+    import awscrt.auth
+    import awscrt.http  # noqa: F401
+
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start" or environment_credentials() is None:
+        import aurora_dsql_psycopg  # noqa: F401
 
 
 def register_snapstart_hooks() -> bool:

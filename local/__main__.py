@@ -5,7 +5,8 @@ three sample users (local mode only, idempotently), and serves the same Lambda h
 us-east-1 on http://127.0.0.1:8001 and us-east-2 on http://127.0.0.1:8002 (PORTS or --ports change
 that). A container that dies is replaced; a region can be taken down and brought back through the
 control endpoint (http://127.0.0.1:8000/regions, CONTROL_PORT); neither ever stops the other region or
-the database. Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stop the containers and the PostgreSQL it
+the database. The web client (web/) is served at http://127.0.0.1:8080/ (WEB_PORT or --web-port), with
+the local issuer's sign-in page, and both regions allow its origin (CORS). Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stop the containers and the PostgreSQL it
 started, and remove that server's folder. A start that fails says why in one line and leaves nothing.
 
 Authentication is on, as on AWS: a local issuer (local/auth.py) made for this run signs ID tokens
@@ -35,8 +36,11 @@ from local.database import (
     where,
 )
 from local.launcher import LocalApp, LocalAppError, start_local_app
+from local.oauth import LocalOAuth
 from local.ports import control_port_setting, parse_ports, ports_setting
 from local.postgres import LocalPostgres, PostgresError
+from local.web import WebServer, open_web, web_port_setting
+from scripts.build_web import WEB_DIR, build_web
 
 SAMPLE_USERS = (
     ("John Doe", "john@example.com"),
@@ -54,6 +58,13 @@ def load_sample_users(conn: psycopg.Connection) -> int:
         f"INSERT INTO users (name, email) VALUES {values} ON CONFLICT (email) DO NOTHING", params
     )
     return cur.rowcount
+
+
+def web_oauth(web: WebServer, issuer: LocalIssuer | None) -> LocalOAuth | None:
+    """The issuer's OAuth endpoints for the web client's origin (none with --no-auth)."""
+    if issuer is None:
+        return None
+    return LocalOAuth(issuer, frozenset({web.redirect_uri}), frozenset({web.sign_out_uri}))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,6 +90,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="port of the control endpoint on 127.0.0.1 (default: $CONTROL_PORT, else 8000; 0 = a free one)",
     )
     parser.add_argument(
+        "--web-port",
+        type=int,
+        help="port of the web client on 127.0.0.1 (default: $WEB_PORT, else 8080; 0 = a free one)",
+    )
+    parser.add_argument(
         "--containers", type=int, default=1, help="container processes per region (default: 1)"
     )
     parser.add_argument("--no-sample-data", action="store_true", help="do not load the three sample users")
@@ -98,6 +114,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     try:
         args.regions = parse_ports(" ".join(args.regions) if args.regions else ports_setting(args.ports))
         args.control_port = control_port_setting(args.control_port)
+        args.web_port = web_port_setting(args.web_port)
     except ValueError as exc:
         parser.error(str(exc))
     if args.containers < 1:
@@ -119,9 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     server: LocalPostgres | None = None
     app: LocalApp | None = None
     control: ControlServer | None = None
+    web: WebServer | None = None
     issuer = None if args.no_auth else LocalIssuer.create()
     try:
         control = open_control(args.control_port)  # a port in use fails before anything is started
+        web = open_web(args.web_port)
         if external_url:
             check_database_url(external_url)
             admin_url, source = external_url, "DATABASE_URL"
@@ -139,16 +158,24 @@ def main(argv: list[str] | None = None) -> int:
             app_url,
             args.regions,
             containers=args.containers,
-            env={"CORS_ALLOW_ORIGINS": args.cors_allow_origins, **container_env(issuer)},
+            env={
+                "CORS_ALLOW_ORIGINS": ",".join(filter(None, [web.origin, args.cors_allow_origins])),
+                **container_env(issuer),
+            },
         )
         if issuer is not None:
             issuer.save(issuer_file())  # where python -m local.token and tools.smoke find it
         control.serve(app)
+        missing_reference = build_web(require_reference=False)  # web/ completed: the API document
+        web.serve(WEB_DIR, app.urls, web_oauth(web, issuer))
         print(f"database: {described}, {role_note}")
         print("users API running (Ctrl-C to stop):")
         for region, url in app.urls.items():
             print(f"  {region}: {url}   try: curl {url}/health")
         print(f"  control: {control.url}/regions   (take a region down or up: docs/local.md)")
+        print(f"web client: {web.origin}/   (docs/web-client.md)")
+        if missing_reference:
+            print("  its API reference page needs Swagger UI: install npm, then run make web")
         if issuer is None:
             print("authentication: OFF (--no-auth): every caller is an anonymous administrator")
         else:
@@ -171,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
         if control is not None:
             control.close()
+        if web is not None:
+            web.close()
         if app is not None:
             app.stop()
         if issuer is not None:

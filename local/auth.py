@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 ADMINS_GROUP = "admins"
-DEFAULT_TOKEN_LIFETIME_S = 3600  # Cognito's default ID token validity
+DEFAULT_TOKEN_LIFETIME_S = 900  # the stack's default ID token lifetime (tokenValidityMinutes)
 ISSUER_FILE_ENV = "LOCAL_ISSUER_FILE"
 # What the local containers read (local/server.py): the public half only.
 PUBLIC_KEY_ENV = "LOCAL_AUTH_PUBLIC_KEY"
@@ -59,7 +59,8 @@ UNAUTHORIZED_HEADERS = {
     "WWW-Authenticate": "Bearer",
     "x-amzn-ErrorType": "UnauthorizedException",
 }
-CORS_EXPOSE_HEADERS = "Location, Retry-After"
+SERVED_REGION_HEADER = "X-Served-Region"  # as handler/app.py (not imported: the handler loads later)
+CORS_EXPOSE_HEADERS = f"Location, Retry-After, {SERVED_REGION_HEADER}"
 OPEN_PATHS = frozenset({"/health"})
 
 
@@ -119,7 +120,7 @@ class LocalIssuer:
     ) -> str:
         """An ID token for ``sub``, as Cognito would issue it; ``overrides`` replace claims (tests)."""
         issued = int(time.time() if now is None else now)
-        all_groups = ([ADMINS_GROUP] if admin else []) + [g for g in groups if g != ADMINS_GROUP]
+        all_groups = ([ADMINS_GROUP] if admin and ADMINS_GROUP not in groups else []) + list(groups)
         claims: dict[str, Any] = {
             "sub": sub,
             "cognito:username": sub,

@@ -9,7 +9,10 @@ GET /regions answers ``{"regions": {name: {"url", "state", "containers": [pid, .
 POST /regions/<name> answers with that region's entry once the change is done: "down" once its
 containers are killed and its port is closed, "up" once it answers GET /health with 200 (502 when it
 cannot start). A POST must be JSON, which a web page cannot send to another origin without a CORS
-preflight this endpoint never approves: a page open in a browser cannot take a region down.
+preflight this endpoint never approves: a page open in a browser cannot take a region down. Every
+request must also name this endpoint in its ``Host`` header, exactly as its URL does
+(``127.0.0.1:<port>``): a page on a domain that an attacker points at 127.0.0.1 (DNS rebinding) sends
+its own name, and is answered 421 with a JSON body, before anything is read or changed.
 """
 
 from __future__ import annotations
@@ -59,13 +62,31 @@ class _ControlRequest(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.1"
     timeout = 10  # a client that stalls holds only its own thread, and not for long
 
+    def _host_refused(self) -> bool:
+        """Answer 421 (and True) unless the Host header is this endpoint's own address and port."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        expected = self.server.url.removeprefix("http://")
+        if host == expected:
+            return False
+        self.answer(
+            HTTPStatus.MISDIRECTED_REQUEST,
+            {
+                "message": f"this control endpoint answers only requests to http://{expected} (Host: {expected})"
+            },
+        )
+        return True
+
     def do_GET(self) -> None:
+        if self._host_refused():
+            return
         if self.path.rstrip("/") != "/regions":
             self.answer(HTTPStatus.NOT_FOUND, {"message": "GET /regions or POST /regions/<name>"})
             return
         self.answer(HTTPStatus.OK, {"regions": self.server.app.status()})
 
     def do_POST(self) -> None:
+        if self._host_refused():
+            return
         prefix = "/regions/"
         name = self.path[len(prefix) :].rstrip("/") if self.path.startswith(prefix) else ""
         if name not in self.server.app.regions:

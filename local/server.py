@@ -45,7 +45,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.auth import TokenVerifier, authorize, unauthorized_response
+from local.auth import SERVED_REGION_HEADER, TokenVerifier, authorize, unauthorized_response
 from local.events import LambdaContext, api_gateway_event
 
 # API Gateway's REST API quotas: payload 10 MB, request line and headers 10240 bytes, integration 29 s.
@@ -142,8 +142,9 @@ def _refuse(request: socket.socket, region: str) -> None:
         request.settimeout(1)
         body = gateway_error_body(429, "Too Many Requests")
         request.sendall(
-            b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n%s: %s\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (SERVED_REGION_HEADER.encode(), region.encode(), len(body), body)
         )
     except OSError:
         pass
@@ -312,6 +313,8 @@ class EdgeConnection(BaseHTTPRequestHandler):
     def send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
         self.request_version = "HTTP/1.1"  # a status line, whatever the request line said
         lines = [f"HTTP/1.1 {status} {_phrase(status)}"]
+        # The edge's own answers name the region too, as the deployed gateway responses do.
+        headers = {SERVED_REGION_HEADER: self.server.region, **headers}
         lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length"]
         lines += [f"Content-Length: {len(payload)}", "Connection: close", "", ""]
         data = "\r\n".join(lines).encode("latin-1", "replace")

@@ -57,6 +57,8 @@ class ProgramRun:
     """Resource name -> names in its ``depends_on`` option (mocks never see dependencies)."""
     retained: set[str] = field(default_factory=set)
     """Names of resources registered with ``retain_on_delete``."""
+    parents: dict[str, str] = field(default_factory=dict)
+    """Resource name -> its parent's name (mocks never see the parent; tools.diagram draws the tree)."""
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
@@ -127,6 +129,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com"}
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if args.token == "aws:route53/getZone:getZone":
+            return {
+                "zoneId": args.args.get("zoneId"),
+                "name": "example.com.",
+                "nameServers": ["ns-2048.awsdns-64.com", "ns-2049.awsdns-65.net", "ns-2050.awsdns-66.org"],
+                "id": args.args.get("zoneId"),
+            }
         if args.token == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {
                 "json": json.dumps({"Version": "2012-10-17", "Statement": args.args.get("statements", [])})
@@ -159,6 +168,8 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
             # publish=True makes a numbered version; otherwise Lambda reports $LATEST.
             "version": "1" if inputs.get("publish") else "$LATEST",
         }
+    if typ == "pulumi-python:dynamic/lambda:PublishedVersion":
+        return {"state": "Active", "active_version": inputs.get("version")}  # after the wait
     if typ == "aws:lambda/alias:Alias":
         arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{inputs.get('functionName')}:{inputs.get('name')}"
         return {
@@ -212,6 +223,34 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
             "arn": f"arn:aws:cognito-idp:{region}:{ACCOUNT}:userpool/{pool_id}",
             "endpoint": f"cognito-idp.{region}.amazonaws.com/{pool_id}",
         }
+    if typ == "aws:cloudfront/distribution:Distribution":
+        distribution_id = "E" + (name.replace("-", "").upper() + "0" * 13)[:13]
+        return {
+            "id": distribution_id,
+            "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{distribution_id}",
+            "domainName": f"d{distribution_id.lower()}.cloudfront.net",
+            "hostedZoneId": "Z2FDTNDATAQYW2",
+        }
+    if typ == "aws:s3/bucket:Bucket":
+        bucket = (
+            inputs.get("bucket") or f"{inputs.get('bucketPrefix') or name + '-'}20261206abcdef0123456789ab"
+        )
+        return {
+            "id": bucket,
+            "bucket": bucket,
+            "arn": f"arn:aws:s3:::{bucket}",
+            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
+        }
+    if typ == "aws:cloudfront/originAccessControl:OriginAccessControl":
+        return {"id": "E2OACEXAMPLE01"}
+    if typ == "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy":
+        return {"id": f"{name}-policy-id"}
+    if typ == "aws:cognito/userPoolDomain:UserPoolDomain":
+        return {
+            "id": inputs.get("domain"),
+            "cloudfrontDistribution": "d111111abcdef8.cloudfront.net",
+            "cloudfrontDistributionZoneId": "Z2FDTNDATAQYW2",
+        }
     return {"arn": f"arn:aws:mock:{region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{name}"}
 
 
@@ -229,6 +268,8 @@ def _dependency_recorder(run: ProgramRun) -> Callable[[pulumi.ResourceTransforma
         opts = args.opts
         if opts is not None and opts.retain_on_delete:
             run.retained.add(args.name)
+        if opts is not None and isinstance(opts.parent, pulumi.Resource) and id(opts.parent) in names:
+            run.parents[args.name] = names[id(opts.parent)]
         depends_on = opts.depends_on if opts else None
         if isinstance(depends_on, pulumi.Resource):
             depends_on = [depends_on]
@@ -252,12 +293,15 @@ def run_program(
     program: Callable[[], object] | None = None,
     preview: bool = False,
     unknown_outputs_of: set[str] | None = None,
+    stack_name: str | None = None,
 ) -> ProgramRun:
     """Run __main__.py (or ``program``, e.g. one component) under mocks with the stack's config,
     changed by ``overrides`` (a None value removes the key); ``preview`` as ``pulumi preview`` would
     (of a new stack, or, with ``unknown_outputs_of``, of a deployed stack where only resources of those
-    types have outputs the preview cannot know)."""
+    types have outputs the preview cannot know). ``stack_name`` runs the stack file's config under another
+    stack name (names derived from it, e.g. the longest one accepted)."""
     config = stack_config(stack)
+    stack = stack_name or stack
     for key, value in (overrides or {}).items():
         if value is None:
             config.pop(key, None)

@@ -192,6 +192,30 @@ def test_admins_list_and_manage_everyone_over_http(regions: LocalApp, issuer: Lo
     assert request(east_1, "GET", "/users/me", headers=ann).status == 404
 
 
+@pytest.mark.parametrize(
+    "groups",
+    [("x,admins",), (",admins",), ("admins,",), (" admins",), ("Admins",), ("x", "admins")],
+)
+def test_no_group_name_makes_an_admin_over_http(
+    regions: LocalApp, issuer: LocalIssuer, groups: tuple[str, ...]
+) -> None:
+    """The claim API Gateway passes joins names with a comma: "x,admins" is one group or two, so it
+    grants nothing; nor does a name that is "admins" only after trimming or case folding."""
+    url = regions.urls[EAST_1]
+    ann, ann_email = person(issuer, "ann")
+    assert request(url, "POST", "/users/me", {"name": "Ann", "email": ann_email}, headers=ann).status == 201
+    email = f"forger-{uuid.uuid4().hex[:8]}@example.com"
+    forger = bearer(issuer.token(f"sub-{email}", email=email, groups=groups))
+    event = api_gateway_event("GET", "/users", headers=list(forger.items()))
+    assert authorize(event, issuer.verifier())
+    assert event["requestContext"]["authorizer"]["claims"]["cognito:groups"] == ",".join(groups)
+    listed = request(url, "GET", "/users?limit=200", headers=forger)
+    assert (listed.status, listed.body["items"]) == (200, [])
+    admin, _ = person(issuer, "root", admin=True)
+    everyone = request(url, "GET", "/users?limit=200", headers=admin).body["items"]
+    assert ann_email in {user["email"] for user in everyone}
+
+
 def test_lookalike_emails_over_http(regions: LocalApp, issuer: LocalIssuer) -> None:
     url = regions.urls[EAST_2]
     admin, _ = person(issuer, "root", admin=True)
@@ -268,6 +292,16 @@ def test_python_m_local_token_prints_a_token_the_running_app_accepts(
     assert request(url, "GET", "/users", headers=bearer(token)).body["items"] == [created.body]
     admin = local_token("--sub", "cli-admin", "--admin").stdout.strip()
     assert created.body in request(url, "GET", "/users?limit=200", headers=bearer(admin)).body["items"]
+    grouped = local_token("--sub", "cli-grouped", "--group", "admins").stdout.strip()
+    assert created.body in request(url, "GET", "/users?limit=200", headers=bearer(grouped)).body["items"]
+    comma = local_token("--sub", "cli-comma", "--group", "x,admins", "--group", "editors")
+    assert comma.returncode == 0, comma.stderr
+    claims = issuer.verifier().claims(comma.stdout.strip())
+    assert claims["cognito:groups"] == "x,admins,editors"
+    assert request(url, "GET", "/users?limit=200", headers=bearer(comma.stdout.strip())).body["items"] == []
+    spaced = local_token("--sub", "cli-spaced", "--group", " admins")
+    assert spaced.returncode == 2
+    assert "cannot be in a Cognito group name" in spaced.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "local.token", "--sub", "x", "--issuer-file", str(tmp_path / "none.json")],
         cwd=PROJECT_ROOT,

@@ -97,6 +97,12 @@ def test_prod_stack_parses_to_the_documented_regions() -> None:
         ({"tags": "team=a"}, "tags must be a list"),
         ({"kmsKeyArn": KEY_EAST_1}, "kmsKeyArn was replaced by kmsKeyArns"),
         ({"kmsKeyArns": '["alias/mine"]'}, "kmsKeyArns item 'alias/mine' is not a KMS key ARN"),
+        (
+            {"kmsKeyArns": '["arn:aws:kms:us-east-1:123456789012:alias/users-api"]'},
+            "is an alias ARN; DSQL reports the key's own ARN back, so an alias would show as drift on every "
+            "refresh and plan a cluster update on every `up`. Give the key ARN: aws kms describe-key --key-id "
+            "alias/users-api --region us-east-1",
+        ),
         ({"kmsKeyArns": json.dumps([KEY_EAST_1])}, "kmsKeyArns has no key in us-east-2"),
         ({"kmsKeyArns": json.dumps([KEY_EAST_1, KEY_EAST_1])}, "kmsKeyArns has two keys in us-east-1"),
         ({"kmsKeyArns": json.dumps([KEY_EAST_1, KEY_WEST_2])}, "a key in us-west-2, but the clusters are in"),
@@ -105,6 +111,12 @@ def test_prod_stack_parses_to_the_documented_regions() -> None:
         ({"manageApiGatewayAccount": "no"}, "manageApiGatewayAccount must be true or false"),
         ({"domainName": "api.example.com"}, "domainName is set but dsql-users-api:hostedZoneId is not"),
         ({"healthCheckIntervalSeconds": "20"}, "must be one of 10, 30"),
+        ({"tokenValidityMinutes": "4"}, "tokenValidityMinutes must be between 5 and 1440"),
+        ({"tokenValidityMinutes": "1441"}, "tokenValidityMinutes must be between 5 and 1440"),
+        (
+            {"permissionsBoundaryArn": "arn:aws:iam::123456789012:role/boundary"},
+            "permissionsBoundaryArn is not valid",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_the_key_and_the_fix(change: dict, message: str) -> None:
@@ -128,8 +140,12 @@ def test_optional_values_parse_to_plain_types() -> None:
             "awsProfile": "deploy",
             "awsAssumeRoleArn": "arn:aws:iam::123456789012:role/ci/users-api-deployer",
             "manageApiGatewayAccount": "false",
+            "tokenValidityMinutes": "30",
+            "permissionsBoundaryArn": "arn:aws:iam::123456789012:policy/dsql-users-api/boundary",
         }
     )
+    assert config.token_validity_minutes == 30
+    assert config.permissions_boundary_arn == "arn:aws:iam::123456789012:policy/dsql-users-api/boundary"
     assert config.tags == {"team": "payments", "cost-center": "42"}
     assert config.cors_allow_origins == ("https://app.example.com", "http://localhost:3000")
     assert config.domain_name == "api.example.com"
@@ -137,3 +153,9 @@ def test_optional_values_parse_to_plain_types() -> None:
     assert config.aws_profile == "deploy"
     assert config.aws_assume_role_arn == "arn:aws:iam::123456789012:role/ci/users-api-deployer"
     assert config.manage_api_gateway_account is False
+
+
+def test_every_preview_up_and_destroy_refreshes_first() -> None:
+    """The DSQL cluster's update sends its peer list from state: only a refresh makes it the real one
+    (docs/dsql-cluster.md). Pulumi's project option runs that refresh before every operation."""
+    assert PROJECT_FILE["options"] == {"refresh": "always"}

@@ -51,9 +51,20 @@ def test_the_table_lists_no_key_the_program_does_not_read() -> None:
     assert set(declared()) == set(KEYS)  # the doc checks against Pulumi.yaml, the program reads KEYS
 
 
-def test_teardown_turns_deletion_protection_off_before_destroy() -> None:
+def test_teardown_turns_deletion_protection_off_before_destroy_refreshing_each_step() -> None:
+    """Each step refreshes first: the cluster update must send the real peer list (docs/dsql-cluster.md)."""
     text = DOC.read_text()
-    steps = [text.index("pulumi config set deletionProtection false"), text.index("pulumi up                 #"),
-             text.index("pulumi destroy\n")]  # fmt: skip
+    steps = [text.index("pulumi config set deletionProtection false"), text.index("pulumi up --refresh       #"),
+             text.index("pulumi destroy --refresh\n")]  # fmt: skip
     assert steps == sorted(steps)
     assert "PENDING_DELETE" in text
+    teardown = text[text.index("## Tear down") : text.index("## Costs to expect")]
+    assert "options: refresh: always" in teardown
+
+
+def test_no_doc_tells_anyone_to_skip_the_refresh() -> None:
+    for page in [*DOC.parent.glob("*.md"), DOC.parent.parent / "README.md"]:
+        text = page.read_text()
+        for skip in ("--refresh=false", "--skip-refresh"):
+            for at in [i for i in range(len(text)) if text.startswith(skip, i)]:
+                assert "Never" in text[max(0, at - 80) : at], f"{page.name} uses {skip}"

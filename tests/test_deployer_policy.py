@@ -1,6 +1,7 @@
-"""docs/deployer-policy.json: least privilege for `pulumi preview/up/refresh/destroy` of this stack.
+"""The deployer's policies (bootstrap/policies/deployer-*.json, one managed policy each, attached together
+by the bootstrap): least privilege for `pulumi preview/up/refresh/destroy` of this stack.
 
-Two sources of truth are checked against the file with a small IAM evaluator (tests/iam_policy.py):
+Two sources of truth are checked against the files with a small IAM evaluator (tests/iam_policy.py):
 
 - the dynamic providers: every AWS call they make during a whole life (create, read, update, delete
   of the peering, the migration and the grants) is recorded from botocore against moto (and every IAM
@@ -35,14 +36,24 @@ from components.dynamic.peering import ClusterPeeringProvider
 from migrations.runner import Migration, load_migrations
 from tests.aws_calls import AwsCall, CallLog, record_sessions, record_tokens
 from tests.dsql_on_postgres import Recorder, route_admin_connections
-from tests.iam_policy import UnsupportedPolicy, allows, required_permissions, wildcard
+from tests.iam_policy import (
+    DEPLOYER_FILES,
+    POLICY_DIR,
+    UnsupportedPolicy,
+    allows,
+    deployer_context,
+    deployer_policy,
+    load_policy,
+    required_permissions,
+    wildcard,
+)
 from tests.pulumi_harness import ACCOUNT, Registered, run_program
 
-POLICY_PATH = Path(__file__).resolve().parents[1] / "docs" / "deployer-policy.json"
-POLICY = json.loads(POLICY_PATH.read_text())
-CONTEXT = {"aws:PrincipalAccount": ACCOUNT}
-# IAM's limits: a managed policy holds 6,144 characters, a role's inline policies 10,240 (no spaces).
-INLINE_POLICY_LIMIT = 10_240
+POLICY = deployer_policy()
+CONTEXT = deployer_context(ACCOUNT)
+# IAM's limit: a managed policy holds 6,144 characters without whitespace.
+MANAGED_POLICY_LIMIT = 6_144
+POLICY_FILES = sorted(POLICY_DIR.glob("*.json"))
 # IAM defines some actions with no resource type (route53:CreateHealthCheck, acm:RequestCertificate):
 # they can only be granted on "*", each in a statement whose Sid ends with this, saying why.
 NO_RESOURCE_TYPE_SUFFIX = "HasNoResourceType"
@@ -52,15 +63,25 @@ NO_RESOURCE_TYPE_SUFFIX = "HasNoResourceType"
 
 
 def test_the_policy_is_valid_iam_json_with_one_named_statement_per_purpose() -> None:
-    assert POLICY["Version"] == "2012-10-17"  # policy variables need this version
     sids = [statement["Sid"] for statement in POLICY["Statement"]]
     assert len(sids) == len(set(sids)) and all(re.fullmatch(r"[A-Za-z0-9]+", sid) for sid in sids)
     for statement in POLICY["Statement"]:
-        assert statement["Effect"] == "Allow"
+        # A Deny says so in its name: it is a guard that holds whatever else is attached.
+        assert statement["Effect"] == ("Deny" if statement["Sid"].startswith("Deny") else "Allow")
         assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, statement["Sid"]
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all(re.fullmatch(r"[a-z0-9-]+:[A-Za-z*]+", action) for action in actions), statement["Sid"]
         assert len(actions) == len(set(actions)), statement["Sid"]
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda path: path.name)
+def test_every_policy_file_fits_in_one_managed_policy(path: Path) -> None:
+    document = json.loads(path.read_text())
+    assert document["Version"] == "2012-10-17"  # policy variables need this version
+    size = len(json.dumps(document, separators=(",", ":")))
+    print(f"{path.name}: {size} characters without whitespace (managed policy limit {MANAGED_POLICY_LIMIT})")
+    assert size <= MANAGED_POLICY_LIMIT
+    assert set(DEPLOYER_FILES) <= {p.name for p in POLICY_FILES}
 
 
 def test_no_resource_is_a_bare_wildcard_where_iam_knows_an_arn() -> None:
@@ -69,15 +90,9 @@ def test_no_resource_is_a_bare_wildcard_where_iam_knows_an_arn() -> None:
             statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         )
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        if "*" in resources:
+        if "*" in resources and statement["Effect"] == "Allow":
             assert resources == ["*"] and statement["Sid"].endswith(NO_RESOURCE_TYPE_SUFFIX), statement["Sid"]
         assert not any(a.endswith(":*") for a in actions), f"{statement['Sid']}: a whole service"
-
-
-def test_the_policy_fits_in_a_roles_inline_policy() -> None:
-    size = len(json.dumps(POLICY, separators=(",", ":")))
-    print(f"deployer policy: {size} characters without whitespace (inline limit {INLINE_POLICY_LIMIT})")
-    assert size <= INLINE_POLICY_LIMIT
 
 
 # --- the evaluator (so its answers can be trusted) -------------------------------------------------------
@@ -239,7 +254,7 @@ def test_the_dynamic_providers_cannot_touch_another_accounts_cluster() -> None:
 
 # --- the AWS provider, for what the program declares ---------------------------------------------------
 
-Need = list[tuple[str, str, dict[str, str]]]  # (action, resource ARN, extra request context)
+Need = list[tuple[str, str, dict[str, Any]]]  # (action, resource ARN, extra request context)
 
 
 def _arn(service: str, region: str, rest: str) -> str:
@@ -446,8 +461,11 @@ def _health_check(r: Registered) -> Need:
 
 def _record(r: Registered) -> Need:
     zone = f"arn:aws:route53:::hostedzone/{r.inputs['zoneId']}"
+    # Route 53 puts the changed names, lower case and without the final dot, in this condition key.
+    names = {"route53:ChangeResourceRecordSetsNormalizedRecordNames": [r.inputs["name"].lower().rstrip(".")]}
     return [
-        *_each("route53:GetHostedZone route53:ListResourceRecordSets route53:ChangeResourceRecordSets", zone),
+        *_each("route53:GetHostedZone route53:ListResourceRecordSets", zone),
+        ("route53:ChangeResourceRecordSets", zone, names),
         ("route53:GetChange", "arn:aws:route53:::change/C2682N5HXP0BZ4", {}),
     ]
 
@@ -493,7 +511,7 @@ NEEDS: dict[str, Callable[[Registered], Need]] = {
     "aws:acm/certificate:Certificate": _certificate,
     "aws:acm/certificateValidation:CertificateValidation": _certificate_validation,
 }
-# Added by the parts that own these resources, each as its own statement (docs/deployer-policy.json).
+# Added by the parts that own these resources, each as its own statement (bootstrap/policies/deployer-*.json).
 OWNED_ELSEWHERE = {
     "aws:cognito/userPool:UserPool",
     "aws:cognito/userPoolClient:UserPoolClient",
@@ -504,6 +522,18 @@ OWNED_ELSEWHERE = {
     "aws:scheduler/schedule:Schedule",
     "aws:sfn/stateMachine:StateMachine",
     "aws:wafv2/webAcl:WebAcl",
+    # the web client and managed login: tests/test_deployer_policy_web.py
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketVersioning:BucketVersioning",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketObjectv2:BucketObjectv2",
+    "aws:cloudfront/originAccessControl:OriginAccessControl",
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy",
+    "aws:cognito/userPoolDomain:UserPoolDomain",
+    "aws:cognito/managedLoginBranding:ManagedLoginBranding",
 }
 NOT_AWS_RESOURCES = ("pulumi:providers:", "pulumi-python:dynamic/", "command:", "dsql-users-api:")
 
@@ -548,3 +578,23 @@ def test_roles_can_be_passed_only_to_the_services_that_use_them(program) -> None
     admin = f"arn:aws:iam::{ACCOUNT}:policy/AdministratorAccess"
     attach = {**CONTEXT, "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
     assert not allows(POLICY, "iam:AttachRolePolicy", role.outputs["arn"], attach), admin
+
+
+def test_the_previewer_reads_everything_the_provider_reads_and_nothing_else(program) -> None:
+    """bootstrap/policies/previewer.json: every read (Get/Describe/List, API Gateway GET) the AWS provider
+    makes for the program's resources, so `pulumi preview --refresh` works with the previewer role."""
+    previewer = load_policy(POLICY_DIR / "previewer.json")
+    reads = [
+        (r.typ, action, resource)
+        for r in program
+        if r.typ in NEEDS
+        for action, resource, extra in NEEDS[r.typ](r)
+        if action.split(":")[1].startswith(("Get", "Describe", "List")) or action == "apigateway:GET"
+    ]
+    assert len(reads) > 50
+    assert [
+        read for read in reads if not allows(previewer, read[1], read[2], {"aws:PrincipalAccount": ACCOUNT})
+    ] == []
+    assert not allows(
+        previewer, "dsql:DbConnectAdmin", f"arn:aws:dsql:us-east-1:{ACCOUNT}:cluster/x", CONTEXT
+    )

@@ -1,4 +1,4 @@
-"""docs/deployer-policy.json covers what the edge and operations parts declare: for each CloudFront
+"""The deployer's policies (bootstrap/policies/deployer-*.json) cover what the edge and operations parts declare: for each CloudFront
 distribution, WAF web ACL, state machine, EventBridge rule and target, and Scheduler schedule of the
 program with every option on, the API actions the AWS provider calls on it (from the Service
 Authorization Reference's action lists for those services), and passing each role only to the service
@@ -6,22 +6,21 @@ that assumes it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.iam_policy import allows
+from tests.iam_policy import POLICY_DIR, allows, deployer_context, deployer_policy, load_policy
 from tests.ops_mocks import run_ops_program
 from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered
 
-POLICY = json.loads((Path(__file__).resolve().parents[1] / "docs" / "deployer-policy.json").read_text())
-CONTEXT = {"aws:PrincipalAccount": ACCOUNT}
+POLICY = deployer_policy()
+CONTEXT = deployer_context(ACCOUNT)
 EVERYTHING = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "cdn": True, "waf": True,
               "drillSchedule": "rate(7 days)", "alarmEmail": "ops@example.com"}  # fmt: skip
 
-Need = list[tuple[str, str, dict[str, str]]]
+Need = list[tuple[str, str, dict[str, Any]]]
 
 
 def _each(actions: str, resource: str) -> Need:
@@ -132,3 +131,16 @@ def test_roles_go_only_to_the_service_that_assumes_them(program: ProgramRun) -> 
     assert not allows(POLICY, "states:UpdateStateMachine", foreign, CONTEXT)
     other_acl = f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/someone-else/abc"
     assert not allows(POLICY, "wafv2:UpdateWebACL", other_acl, CONTEXT)
+
+
+def test_the_previewer_reads_what_the_provider_reads_of_these_parts(program: ProgramRun) -> None:
+    previewer = load_policy(POLICY_DIR / "previewer.json")
+    reads = [
+        (action, resource)
+        for r in program.resources
+        if r.typ in NEEDS
+        for action, resource, _ in NEEDS[r.typ](r)
+        if action.split(":")[1].startswith(("Get", "Describe", "List"))
+    ]
+    assert len(reads) > 10
+    assert [read for read in reads if not allows(previewer, *read, {"aws:PrincipalAccount": ACCOUNT})] == []

@@ -21,6 +21,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from components.dynamic.iam_grant import IamGrantProvider
 from components.dynamic.migration import SchemaMigrationProvider, migration_inputs
 from components.dynamic.peering import ClusterPeeringProvider
+from components.dynamic.published_version import PublishedVersionProvider
 from migrations.runner import Migration, load_migrations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +140,8 @@ def test_the_iam_grant_provider_loads_and_runs_check_and_diff_in_a_fresh_process
 
 
 @pytest.mark.parametrize(
-    "provider", [ClusterPeeringProvider(), SchemaMigrationProvider(), IamGrantProvider()]
+    "provider",
+    [ClusterPeeringProvider(), SchemaMigrationProvider(), IamGrantProvider(), PublishedVersionProvider()],
 )
 def test_the_serialized_provider_holds_no_secret_or_client(provider) -> None:
     blob = base64.b64decode(serialize_provider(provider))

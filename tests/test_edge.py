@@ -18,7 +18,8 @@ from components.edge import (
 from tests.ops_mocks import CLOUDFRONT_ZONE_ID, run_ops_program
 from tests.pulumi_harness import ProgramRun, Registered
 
-DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
+# The API's edge alone; the web client on the same distribution is tested in tests/test_web_client.py.
+DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "webClient": False}
 CDN = {**DOMAIN, "cdn": True}
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
@@ -178,9 +179,16 @@ def test_program_with_cdn_moves_the_regions_to_the_origin_name_and_aliases_the_d
     cdn_run: ProgramRun,
 ) -> None:
     run = cdn_run
-    latency = [r for r in run.of_type(RECORD) if r.inputs.get("latencyRoutingPolicies")]
+    latency = [
+        r for r in run.of_type(RECORD) if r.inputs.get("latencyRoutingPolicies") and r.inputs["type"] == "A"
+    ]
     assert {r.inputs["setIdentifier"] for r in latency} == {"us-east-1", "us-east-2"}
     assert {r.inputs["name"] for r in latency} == {"origin.api.example.com"}
+    # The drill probe's latency TXT records follow the origin name too.
+    named = [
+        r for r in run.of_type(RECORD) if r.inputs.get("latencyRoutingPolicies") and r.inputs["type"] == "TXT"
+    ]
+    assert {r.inputs["name"] for r in named} == {"_region.origin.api.example.com"}
     for region in ("us-east-1", "us-east-2"):
         assert (
             run.one("aws:apigateway/domainName:DomainName", region).inputs["domainName"]
@@ -220,4 +228,4 @@ def test_program_without_cdn_has_no_distribution_and_latency_routes_the_domain(o
     assert run.of_type(DISTRIBUTION) == [] and run.of_type(WEB_ACL) == []
     assert "cdnDomainName" not in run.outputs
     latency = {r.inputs["name"] for r in run.of_type(RECORD) if r.inputs.get("latencyRoutingPolicies")}
-    assert latency == ({"api.example.com"} if overrides else set())
+    assert latency == ({"api.example.com", "_region.api.example.com"} if overrides else set())

@@ -31,10 +31,9 @@ from components.dynamic.peering import ClusterPeeringProvider
 from local.postgres import scratch_database
 from migrations.runner import Migration, load_migrations
 from tests.aws_calls import AwsCall
-from tests.iam_policy import allows, required_permissions
+from tests.iam_policy import allows, deployer_context, deployer_policy, required_permissions
 from tests.provider_server import (
     HOOKS,
-    ROOT,
     UNKNOWN,
     MotoServer,
     ProviderServer,
@@ -421,6 +420,38 @@ def test_refresh_reads_every_live_resource_back(
     ]
 
 
+def test_a_pair_unpeered_out_of_band_reads_as_drift_and_the_next_up_peers_it_again(
+    server: ProviderServer, deployed: Deployed, clusters: dict[str, dict[str, str]], dsql: Any
+) -> None:
+    """Someone removes the peer on one side (console, CLI, a stale UpdateCluster): the refresh that every
+    preview and up runs first (Pulumi.yaml `options: refresh: always`) reads the peering as gone, and
+    the `up` that follows creates it again, which peers the pair again."""
+    state = deployed[PEERING]
+    primary, secondary = clusters["primary"], clusters["secondary"]
+    dsql(PRIMARY).update_cluster(
+        identifier=primary["identifier"], multiRegionProperties={"witnessRegion": WITNESS, "clusters": []}
+    )
+    peers = dsql(PRIMARY).get_cluster(identifier=primary["identifier"])["multiRegionProperties"]
+    assert secondary["arn"] not in (peers.get("clusters") or []), (
+        "moto kept the peer: the test proves nothing"
+    )
+
+    refreshed = server.read(PEERING, state["name"], state["id"], state["outputs"], state["inputs"])
+    assert refreshed.id == ""  # drift: the engine drops it from the state and plans a create
+
+    checked = server.check(PEERING, state["name"], {}, peering_inputs(clusters))
+    assert failures(checked) == []
+    created = server.create(PEERING, state["name"], checked.inputs)
+    assert created.id == state["id"]
+    for cluster, peer in ((primary, secondary), (secondary, primary)):
+        properties = dsql(cluster["region"]).get_cluster(identifier=cluster["identifier"])[
+            "multiRegionProperties"
+        ]
+        assert properties["clusters"] == [peer["arn"]] or peer["arn"] in properties["clusters"]
+    again = server.read(PEERING, state["name"], created.id, plain(created.properties), state["inputs"])
+    assert again.id == state["id"]
+
+
 # --- delete, and refresh of what is gone --------------------------------------------------------------
 
 
@@ -468,12 +499,12 @@ def test_every_aws_call_used_the_ambient_identity_of_the_process(record_file: Pa
 
 
 def test_every_call_through_the_engine_is_allowed_by_the_deployer_policy(record_file: Path) -> None:
-    policy = json.loads((ROOT / "docs" / "deployer-policy.json").read_text())
+    policy = deployer_policy()
     calls = [AwsCall.from_json(event) for event in records(record_file, "aws")]
     denied = [
         (call.name, action, resource)
         for call in calls
         for action, resource in required_permissions(call, "123456789012")
-        if not allows(policy, action, resource, {"aws:PrincipalAccount": "123456789012"})
+        if not allows(policy, action, resource, deployer_context("123456789012"))
     ]
     assert calls and denied == []

@@ -28,7 +28,9 @@ def scheduled_run() -> ProgramRun:
     return run_ops_program(SCHEDULED)
 
 
-def test_the_drill_targets_the_stacks_own_health_checks_record_and_topic(scheduled_run: ProgramRun) -> None:
+def test_the_drill_targets_the_stacks_own_health_checks_records_probe_and_topic(
+    scheduled_run: ProgramRun,
+) -> None:
     run = scheduled_run
     machine = drill(run)
     assert machine.region == "us-east-1"  # the primary
@@ -40,15 +42,67 @@ def test_the_drill_targets_the_stacks_own_health_checks_record_and_topic(schedul
     for region, health_check_id in checks.items():
         assigned = states[f"Target {region}"]["Assign"]
         assert assigned["healthCheckId"] == health_check_id
-        assert assigned["others"] == ",".join(sorted(set(checks) - {region}))
-    regions_record = {
-        r.inputs["name"] for r in run.of_type("aws:route53/record:Record") if r.inputs["type"] == "TXT"
-    }
-    assert states["CheckBaseline"]["Arguments"]["RecordName"] in regions_record
+        assert assigned["others"] == sorted(set(checks) - {region})
+    txt = {r.inputs["name"]: r for r in run.of_type("aws:route53/record:Record") if r.inputs["type"] == "TXT"}
+    # The probe: the zone's own name servers, the latency TXT record, the domain, a host in each region.
+    probe = run.named("users-api-drill-probe")
+    asked = states["CheckBaseline"]["ItemProcessor"]["States"]["ProbeRegion"]["Arguments"]
+    assert asked["FunctionName"] == probe.outputs["arn"]
+    payload = asked["Payload"]
+    assert payload["nameServers"] == [
+        "ns-2048.awsdns-64.com",
+        "ns-2049.awsdns-65.net",
+        "ns-2050.awsdns-66.org",
+    ]
+    region_record = txt[payload["regionRecord"]]
+    assert region_record.inputs["latencyRoutingPolicies"] and region_record.inputs["healthCheckId"]
+    assert payload["domain"] == "api.example.com" and payload["path"] == "/health"
+    apis = {a.region: a.outputs["id"] for a in run.of_type("aws:apigateway/restApi:RestApi")}
+    assert payload["subnetHosts"] == {r: f"{api}.execute-api.{r}.amazonaws.com" for r, api in apis.items()}
+    extra = states["Drill"]["Branches"][0]["States"]["AskTestDnsAnswer"]["Arguments"]
+    assert extra["RecordName"] in txt
     primary_topic = run.outputs["alarmTopicArns"]["us-east-1"]
     reports = [s for s in states.values() if s.get("Resource") == "arn:aws:states:::sns:publish"]
     assert len(reports) == 5 and {s["Arguments"]["TopicArn"] for s in reports} == {primary_topic}
     assert run.outputs["failoverDrillArn"] == machine.outputs["arn"]
+
+
+def test_the_probe_function_may_only_write_its_logs_and_only_the_drill_may_invoke_it(
+    scheduled_run: ProgramRun,
+) -> None:
+    run = scheduled_run
+    probe = run.named("users-api-drill-probe")
+    assert probe.region == "us-east-1"
+    assert probe.inputs["handler"] == "probe.app.handler"
+    assert probe.inputs["runtime"] == "python3.13" and probe.inputs["architectures"] == ["arm64"]
+    [role] = [r for r in run.of_type("aws:iam/role:Role") if r.outputs["arn"] == probe.inputs["role"]]
+    [policy] = [
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == f"{role.name}-id"
+    ]
+    [statement] = json.loads(policy.inputs["policy"])["Statement"]
+    assert statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statement["Resource"].startswith("arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/")
+    [machine_role] = [
+        r for r in run.of_type("aws:iam/role:Role") if r.outputs["arn"] == drill(run).inputs["roleArn"]
+    ]
+    [machine_policy] = [
+        p
+        for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs["role"] == f"{machine_role.name}-id"
+    ]
+    invoke = [
+        s
+        for s in json.loads(machine_policy.inputs["policy"])["Statement"]
+        if s["Action"] == "lambda:InvokeFunction"
+    ]
+    assert invoke == [
+        {
+            "Sid": "InvokeOwnProbe",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": [probe.outputs["arn"], f"{probe.outputs['arn']}:*"],
+        }
+    ]
 
 
 def test_the_schedule_drills_the_secondary_through_a_role_that_may_only_start_the_drill(
@@ -114,12 +168,27 @@ def test_the_drill_polls_for_three_times_what_route53_needs_plus_two_minutes() -
 def test_drill_args_refuse_a_single_region_or_an_unknown_scheduled_region() -> None:
     provider = object.__new__(aws.Provider)  # never registered: the args refuse before any resource
     common = {"provider": provider, "hosted_zone_id": "Z1", "regions_record_name": "_regions.api.example.com",
-              "topic_arn": "arn:aws:sns:us-east-1:123456789012:t", "timing": DrillTiming(30, 13)}  # fmt: skip
+              "region_record_name": "_region.api.example.com", "domain": "api.example.com",
+              "probe_artifacts": object(), "topic_arn": "arn:aws:sns:us-east-1:123456789012:t",
+              "timing": DrillTiming(30, 13)}  # fmt: skip
+    urls = {"us-east-1": "https://a.execute-api.us-east-1.amazonaws.com/v1"}
     with pytest.raises(ValueError, match="two regions"):
-        FailoverDrillArgs(**common, health_check_ids={"us-east-1": "a"}, scheduled_region="us-east-1")  # type: ignore[arg-type]
+        FailoverDrillArgs(
+            **common, health_check_ids={"us-east-1": "a"}, invoke_urls=urls, scheduled_region="us-east-1"
+        )  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no health check"):
         FailoverDrillArgs(
-            **common, health_check_ids={"us-east-1": "a", "us-east-2": "b"}, scheduled_region="eu-west-1"
+            **common,
+            health_check_ids={"us-east-1": "a", "us-east-2": "b"},
+            invoke_urls={**urls, "us-east-2": "https://b.execute-api.us-east-2.amazonaws.com/v1"},
+            scheduled_region="eu-west-1",
+        )  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs its invoke URL"):
+        FailoverDrillArgs(
+            **common,
+            health_check_ids={"us-east-1": "a", "us-east-2": "b"},
+            invoke_urls=urls,
+            scheduled_region="us-east-2",
         )  # type: ignore[arg-type]
 
 

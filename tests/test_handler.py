@@ -904,3 +904,16 @@ def test_every_statement_passes_dsql_lint(tmp_path: Any) -> None:
     lint = shutil.which("dsql-lint") or str(Path(sys.executable).parent / "dsql-lint")
     result = subprocess.run([lint, str(sql)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_answer_names_the_serving_region_and_browsers_may_read_it(api: Call) -> None:
+    region = "us-test-1"  # the fixture's AWS_REGION, as Lambda sets it
+    for method, path in (
+        ("GET", "/health"),
+        ("GET", "/users"),
+        ("GET", "/users/nope"),
+        ("DELETE", "/health"),
+    ):
+        assert api(method, path).headers["X-Served-Region"] == region, (method, path)
+    exposed = api("GET", "/users", headers={"Origin": ORIGIN}).headers["Access-Control-Expose-Headers"]
+    assert "X-Served-Region" in [name.strip() for name in exposed.split(",")]

@@ -9,6 +9,7 @@ case); invisible and bidirectional characters are refused.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -22,10 +23,26 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from handler import app, validation
+from handler import app, auth, validation
+from handler.config import Settings
 from tests.test_handler import ADMIN_CLAIMS, Call, assert_error, invoke, owner_claims
 
 ANN = owner_claims("sub-ann", "ann@example.com")
+COGNITO = Settings(
+    region="us-test-1",
+    dsql_endpoint=None,
+    db_user="users_api",
+    database_url=None,
+    cors_allow_origins=(),
+    statement_timeout_ms=1000,
+    connect_timeout_s=1,
+    request_timeout_ms=2000,
+    connection_max_age_s=60,
+    max_body_bytes=1024,
+    ssl_root_cert="",
+    auth_mode="cognito",
+    auth_client_ids=(),
+)
 BOB = owner_claims("sub-bob", "bob@example.com")
 
 
@@ -234,12 +251,21 @@ def test_without_a_verified_email_a_non_admin_cannot_claim_an_address(
     ("groups", "is_admin"),
     [
         ("admins", True),
-        ("editors,admins", True),
-        ("editors, admins", True),
         ("super-admins", False),
         ("admins-readonly,editors", False),
         ("Admins", False),
         ("", False),
+        # Exact names: no trimming, no case folding.
+        (" admins", False),
+        ("admins ", False),
+        ("ADMINS", False),
+        # A comma joins the names, and a name may hold a comma: the one group "x,admins" and the two
+        # groups x and admins reach the function as the same string, so neither reading grants admin.
+        ("x,admins", False),
+        (",admins", False),
+        ("admins,", False),
+        ("editors,admins", False),
+        ("editors, admins", False),
     ],
 )
 def test_admins_are_exactly_the_members_of_the_admins_group(api: Call, groups: str, is_admin: bool) -> None:
@@ -247,6 +273,51 @@ def test_admins_are_exactly_the_members_of_the_admins_group(api: Call, groups: s
     claims = {**owner_claims("sub-x", "x@example.com"), "cognito:groups": groups}
     listed = api("GET", "/users", claims=claims).body["items"]
     assert (len(listed) == 1) is is_admin
+
+
+@pytest.mark.parametrize(
+    ("groups", "is_admin"),
+    [(["admins"], True), (["editors", "admins"], True), (["x,admins"], False), ([" admins"], False)],
+)
+def test_the_tokens_own_group_array_is_read_name_by_name(groups: list[str], is_admin: bool) -> None:
+    claims: dict[str, Any] = {**owner_claims("sub-x", "x@example.com"), "cognito:groups": groups}
+    event = {"requestContext": {"authorizer": {"claims": claims}}}
+    assert auth.caller_from_event(event, COGNITO).is_admin is is_admin
+
+
+def test_an_ambiguous_group_claim_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    claims = {**owner_claims("sub-x", "x@example.com"), "cognito:groups": "x,admins"}
+    with caplog.at_level(logging.WARNING):
+        caller = auth.caller_from_event({"requestContext": {"authorizer": {"claims": claims}}}, COGNITO)
+    assert caller.is_admin is False
+    warning = next(record for record in caplog.records if "ambiguous" in record.getMessage())
+    assert (warning.levelname, warning.groups, warning.sub) == ("WARNING", "x,admins", "sub-x")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("verified", "counts"),
+    [
+        ("true", True),  # API Gateway's claims
+        (True, True),  # the token's own JSON boolean
+        ("True", False),
+        ("TRUE", False),
+        (" true", False),
+        (["true"], False),
+        ("1", False),
+        (1, False),
+        ("false", False),
+        (False, False),
+        (None, False),
+    ],
+)
+def test_email_verified_counts_only_in_the_forms_cognito_and_api_gateway_write(
+    verified: Any, counts: bool
+) -> None:
+    claims: dict[str, Any] = {"sub": "sub-v", "token_use": "id", "email": "v@example.com"}
+    if verified is not None:
+        claims["email_verified"] = verified
+    caller = auth.caller_from_event({"requestContext": {"authorizer": {"claims": claims}}}, COGNITO)
+    assert caller.email == ("v@example.com" if counts else None)
 
 
 # ---------------------------------------------------------------- admins

@@ -325,6 +325,22 @@ def test_read_of_a_deleted_cluster_reads_as_gone_without_connecting(aws, dsql: F
     assert len(dsql.connections) == connections
 
 
+def test_read_by_an_identity_without_admin_access_keeps_the_state(aws, dsql: FakeDsql, monkeypatch) -> None:
+    """The read-only previewer may not dsql:DbConnectAdmin, and every preview refreshes first."""
+    created = IamGrantProvider().create(dict(live_inputs()))
+    logged: list[str] = []
+    monkeypatch.setattr(iam_grant, "log_progress", logged.append)
+
+    def refused(*_: object) -> None:
+        raise ConnectionError("cannot connect to DSQL cluster as admin: access denied")
+
+    monkeypatch.setattr(iam_grant, "_connect", refused)
+    read = IamGrantProvider().read(created.id, created.outs)
+
+    assert (read.id, read.outs) == (created.id, created.outs)
+    assert "the last known state is kept" in logged[0] and "previewer" in logged[0]
+
+
 def test_read_without_the_programs_properties_says_why() -> None:
     with pytest.raises(ValueError, match="lack role_arn, db_role, endpoint, region"):
         IamGrantProvider().read("us-east-1/users_api/arn", {})

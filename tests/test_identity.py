@@ -15,8 +15,8 @@ from pulumi import ResourceOptions
 from components.config import ConfigError, parse_config
 from components.identity import ADMINS_GROUP, Identity, IdentityArgs
 from components.openapi import COGNITO_AUTHTYPE, operations
-from tests.iam_policy import allows
-from tests.pulumi_harness import ACCOUNT, ROOT, ProgramRun, Registered, run_program
+from tests.iam_policy import allows, deployer_context, deployer_policy
+from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered, run_program
 
 PRIMARY, SECONDARY = "us-east-1", "us-east-2"  # Pulumi.prod.yaml's application regions
 POOL = "aws:cognito/userPool:UserPool"
@@ -63,7 +63,11 @@ def test_one_pool_in_the_primary_region_with_its_provider(prod: ProgramRun) -> N
     assert pool.region == PRIMARY
     assert pool.provider and f"aws-{PRIMARY}" in pool.provider
     cognito = [r for r in prod.resources if r.typ.startswith("aws:cognito/")]
-    assert sorted(r.typ for r in cognito) == sorted([POOL, CLIENT, CLIENT, GROUP])
+    # The web client (webClient, on by default) adds its code + PKCE client, a domain and a style.
+    assert sorted(r.typ for r in cognito) == sorted(
+        [POOL, CLIENT, CLIENT, CLIENT, GROUP, "aws:cognito/userPoolDomain:UserPoolDomain",
+         "aws:cognito/managedLoginBranding:ManagedLoginBranding"]
+    )  # fmt: skip
     for resource in cognito:
         assert resource.region == PRIMARY, f"{resource.name} is in {resource.region}"
 
@@ -108,17 +112,20 @@ def test_pool_deletion_protection_follows_the_stack(overrides: dict, stack: str,
     assert _pool(run).inputs["deletionProtection"] == expected
 
 
-def test_public_client_has_no_secret_and_exactly_srp_and_refresh(prod: ProgramRun) -> None:
+def test_public_client_has_no_secret_srp_only_and_rotating_refresh_tokens(prod: ProgramRun) -> None:
     pool = _pool(prod)
     client = _client(prod, "client").inputs
     assert client["userPoolId"] == pool.outputs["id"]
     assert client["generateSecret"] is False
-    assert client["explicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    # Rotation refuses REFRESH_TOKEN_AUTH: refreshes go through GetTokensFromRefreshToken.
+    assert client["explicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH"]
+    assert client["refreshTokenRotation"] == {"feature": "ENABLED", "retryGracePeriodSeconds": 10}
     assert client["preventUserExistenceErrors"] == "ENABLED"
     assert client["enableTokenRevocation"] is True
+    # 15 minutes by default: how long a removed admin or a disabled user keeps a token at most.
     assert (client["idTokenValidity"], client["accessTokenValidity"], client["refreshTokenValidity"]) == (
-        60,
-        60,
+        15,
+        15,
         30,
     )
     assert client["tokenValidityUnits"] == {
@@ -192,8 +199,10 @@ def test_every_method_but_health_and_preflights_requires_the_one_pool(prod: Prog
     assert "security" not in body  # no document-level default left for API Gateway to interpret
     variables = prod.named(f"users-api-{region}-function").inputs["environment"]["variables"]
     assert variables["AUTH_MODE"] == "cognito"
-    # The function accepts ID tokens of the stack's two clients only (the authorizer takes any client).
-    assert variables["AUTH_CLIENT_IDS"] == "users-identity-client-id,users-identity-smoke-client-id"
+    # The function accepts ID tokens of the stack's clients only (the authorizer takes any client).
+    assert variables["AUTH_CLIENT_IDS"] == (
+        "users-identity-client-id,users-identity-smoke-client-id,users-identity-web-client-id"
+    )
 
 
 def test_both_regions_name_the_same_pool(prod: ProgramRun) -> None:
@@ -295,6 +304,11 @@ def test_component_options_self_sign_up_and_no_smoke_client() -> None:
     assert run.outputs["issuer"] == f"https://cognito-idp.eu-west-1.amazonaws.com/{pool.outputs['id']}"
 
 
+def test_token_lifetime_comes_from_the_stack_config() -> None:
+    client = _client(run_program({"tokenValidityMinutes": "5"}), "client").inputs
+    assert (client["idTokenValidity"], client["accessTokenValidity"]) == (5, 5)
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [("token_validity_minutes", 4, "5 to 1440"), ("refresh_token_validity_days", 0, "1 to 3650")],
@@ -319,8 +333,8 @@ PROVIDER_CALLS = {
 
 
 def test_the_deployer_policy_allows_what_the_provider_does_for_the_pool(prod: ProgramRun) -> None:
-    policy = json.loads((ROOT / "docs" / "deployer-policy.json").read_text())
-    context = {"aws:PrincipalAccount": ACCOUNT}
+    policy = deployer_policy()
+    context = deployer_context(ACCOUNT)
     pool_arn = _pool(prod).outputs["arn"]
     denied = [
         (resource.typ, action)
@@ -335,4 +349,12 @@ def test_the_deployer_policy_allows_what_the_provider_does_for_the_pool(prod: Pr
     # Scoped to this account's user pools: another account's pool, or a user's actions, are refused.
     other = pool_arn.replace(ACCOUNT, "210987654321")
     assert not allows(policy, "cognito-idp:DeleteUserPool", other, context)
+    # ...and to this project's pools: one tagged for another project (or untagged) is refused, and groups
+    # only in the stack's own pool.
+    foreign = {**context, "aws:ResourceTag/project": "another-project"}
+    for action in ("DeleteUserPool", "UpdateUserPool", "CreateGroup", "UpdateGroup", "UpdateUserPoolClient"):
+        assert not allows(policy, f"cognito-idp:{action}", pool_arn, foreign)
+        assert not allows(policy, f"cognito-idp:{action}", pool_arn, {"aws:PrincipalAccount": ACCOUNT})
+    other_stack = {**context, "aws:ResourceTag/stack": "dev"}
+    assert not allows(policy, "cognito-idp:CreateGroup", pool_arn, other_stack)
     assert not allows(policy, "cognito-idp:AdminDeleteUser", pool_arn, context)

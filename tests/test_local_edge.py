@@ -150,7 +150,11 @@ def test_edge_errors_have_the_shape_of_the_deployed_apis_gateway_responses() -> 
     deployed = api_gateway_body(load_document(), invoke_arn, user_pool_arn=None)
     templates = deployed["x-amazon-apigateway-gateway-responses"]
     for kind, status in (("DEFAULT_4XX", 400), ("DEFAULT_5XX", 502), ("THROTTLED", 429)):
-        template = json.loads(templates[kind]["responseTemplates"]["application/json"])
+        rendered = templates[kind]["responseTemplates"]["application/json"].replace(
+            "$context.error.messageString",
+            json.dumps("some message"),  # API Gateway's quoted form
+        )
+        template = json.loads(rendered)
         local = json.loads(gateway_error_body(status, "some message"))
         assert local.keys() == template.keys() and local["error"].keys() == template["error"].keys()
         assert local["error"]["code"] == template["error"]["code"], kind

@@ -201,7 +201,28 @@ def test_the_control_endpoint_takes_a_region_down_and_brings_it_back(app: tuple[
         conn.close()
         assert call(control.url, "POST", f"/regions/{A}", {"state": "sideways"})[0] == 400
         assert call(control.url, "POST", "/regions/nowhere", {"state": "down"})[0] == 404
+        # DNS rebinding: a page at an attacker's name resolving to 127.0.0.1 sends that name as Host.
+        port = int(control.url.rpartition(":")[2])
+        for host in (f"rebind.example:{port}", "127.0.0.1", f"localhost:{port}", f"127.0.0.1:{port + 1}", ""):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.putrequest("POST", f"/regions/{A}", skip_host=True)
+            if host:
+                conn.putheader("Host", host)
+            payload = json.dumps({"state": "down"}).encode()
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(payload)))
+            conn.endheaders(payload)
+            refused = conn.getresponse()
+            assert refused.status == 421, host
+            assert refused.getheader("Content-Type") == "application/json"
+            assert f"http://127.0.0.1:{port}" in json.loads(refused.read())["message"]
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/regions", headers={"Host": host or "rebind.example"})
+            assert conn.getresponse().status == 421
+            conn.close()
         assert local.status()[A]["state"] == "up"
+        assert healthy(local.urls[A])
     finally:
         control.close()
 
@@ -214,7 +235,7 @@ def running_local(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``python -m local`` with its own PostgreSQL and authentication on; its control URL and the
     environment that finds its issuer."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORTS")}
-    env.update(CONTROL_PORT="0", LOCAL_ISSUER_FILE=str(tmp_path / "issuer.json"))
+    env.update(CONTROL_PORT="0", WEB_PORT="0", LOCAL_ISSUER_FILE=str(tmp_path / "issuer.json"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "local", "--ports", "drill-a=0 drill-b=0", "--no-sample-data"],
         cwd=PROJECT_ROOT,
@@ -331,3 +352,41 @@ def test_a_container_that_keeps_dying_is_replaced_with_a_pause(app: tuple[LocalA
     assert local.status()[A]["replaced"] == replaced  # still pausing
     wait_until(lambda: local.status()[A]["replaced"] == replaced + 1, what="the replacement after the pause")
     wait_until(lambda: healthy(local.urls[A]), what=f"{A} healthy again")
+
+
+def test_every_answer_names_the_region_that_served_it(app: tuple[LocalApp, list[str]]) -> None:
+    """The function's answers, the edge's own (an unknown route, a bad request line) and the preflight
+    all carry X-Served-Region, as the deployed API's answers and gateway responses do."""
+    local, _ = app
+    for region in (A, B):
+        port = int(local.urls[region].rpartition(":")[2])
+        for method, path in (
+            ("GET", "/health"),
+            ("GET", "/users"),
+            ("GET", "/nowhere"),
+            ("OPTIONS", "/users"),
+        ):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request(method, path)
+                response = conn.getresponse()
+                response.read()
+                assert response.getheader("X-Served-Region") == region, (
+                    region,
+                    method,
+                    path,
+                    response.status,
+                )
+            finally:
+                conn.close()
+
+
+def test_the_drill_fails_an_answer_that_names_another_region_or_none() -> None:
+    from tools.drill import Drill, DrillFailure
+    from tools.smoke import Region, Reply
+
+    region = Region("us-east-2", "http://127.0.0.1:8002")
+    Drill.served_by(region, Reply(200, {}, "us-east-2"))
+    for named in ("us-east-1", None):
+        with pytest.raises(DrillFailure, match="in X-Served-Region, not us-east-2"):
+            Drill.served_by(region, Reply(200, {}, named))

@@ -45,7 +45,7 @@ def local_env(tmpdir: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORTS", "CONTROL_PORT", "PG_BINDIR")
     }
-    env.update(TMPDIR=str(tmpdir), CONTROL_PORT="0", **extra)
+    env.update(TMPDIR=str(tmpdir), CONTROL_PORT="0", WEB_PORT="0", **extra)
     return env
 
 
@@ -204,20 +204,20 @@ def test_pg_ctl_failure_is_one_line_and_leaves_no_folder(
     assert_nothing_left(scratch_tmp)
 
 
-@pytest.mark.parametrize("which", ["region", "control"])
+@pytest.mark.parametrize("which", ["region", "control", "web"])
 def test_a_port_in_use_is_one_line_and_stops_what_was_started(scratch_tmp: Path, which: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        args = (
-            ["--ports", f"busy-1={port}"]
-            if which == "region"
-            else ["--control-port", str(port), "--ports", "busy-1=0"]
-        )
+        args = {
+            "region": ["--ports", f"busy-1={port}"],
+            "control": ["--control-port", str(port), "--ports", "busy-1=0"],
+            "web": ["--web-port", str(port), "--ports", "busy-1=0"],
+        }[which]
         line = one_error_line(run_local(local_env(scratch_tmp), *args))
     assert f"127.0.0.1:{port}" in line and "in use" in line
-    assert ("PORTS or --ports" if which == "region" else "CONTROL_PORT") in line
+    assert {"region": "PORTS or --ports", "control": "CONTROL_PORT", "web": "WEB_PORT"}[which] in line
     assert_nothing_left(scratch_tmp)  # the PostgreSQL it had started is stopped and removed
 
 

@@ -25,6 +25,7 @@ LOCKS = {
     "local": (ROOT / "requirements-local.in", ROOT / "requirements-local.txt"),
     "dev": (ROOT / "requirements-dev.in", ROOT / "requirements-dev.txt"),
     "lambda": (ROOT / "handler" / "requirements.in", ROOT / "handler" / "requirements.txt"),
+    "probe": (ROOT / "probe" / "requirements.in", ROOT / "probe" / "requirements.txt"),
 }
 HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
@@ -129,7 +130,7 @@ def test_a_package_has_one_version_in_every_lock() -> None:
 
 def test_the_dev_lock_holds_every_other_lock() -> None:
     dev = read_lock(LOCKS["dev"][1])
-    for name in ("program", "local", "lambda"):
+    for name in ("program", "local", "lambda", "probe"):
         missing = set(read_lock(LOCKS[name][1])) - set(dev)
         assert not missing, f"{name} lock pins {missing}, which the dev lock lacks"
 

@@ -322,6 +322,22 @@ def test_read_of_a_cluster_that_is_updating_keeps_the_state(local_cluster, sent,
     assert "is UPDATING" in logged[0] and "`pulumi refresh` again" in logged[0]
 
 
+def test_read_by_an_identity_without_admin_access_keeps_the_state(local_cluster, monkeypatch) -> None:
+    """The read-only previewer may not dsql:DbConnectAdmin, and every preview refreshes first."""
+    created = SchemaMigrationProvider().create(props_of(local_cluster))
+    logged: list[str] = []
+    monkeypatch.setattr(migration, "log_progress", logged.append)
+
+    def refused(*_: object) -> None:
+        raise ConnectionError("cannot connect to DSQL cluster as admin: access denied")
+
+    monkeypatch.setattr(migration, "_connect", refused)
+    read = SchemaMigrationProvider().read(created.id, created.outs)
+
+    assert (read.id, read.outs) == (created.id, created.outs)
+    assert "the last known state is kept" in logged[0] and "dsql:DbConnectAdmin" in logged[0]
+
+
 def test_read_without_the_programs_properties_says_why() -> None:
     with pytest.raises(MigrationError, match="lack endpoint or region"):
         SchemaMigrationProvider().read("schema@x", {})

@@ -8,6 +8,7 @@ schema-valid input accepted. It is bounded (a few hundred generated requests, we
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shutil
 import subprocess
@@ -396,3 +397,46 @@ def test_gateway_errors_carry_no_cors_headers_without_origins(spec: dict[str, An
     for kind, response in body["x-amazon-apigateway-gateway-responses"].items():
         parameters = response.get("responseParameters", {})
         assert not _cors_headers_from_gateway(parameters, "https://app.example.com"), kind
+
+
+# What API Gateway may put in a message: quotes, backslashes, control characters, brackets, non-ASCII.
+HOSTILE_MESSAGES = [
+    'Invalid key=value pair (missing equal-sign) in Authorization header: "Bearer x"',
+    '[object has missing required properties (["email","name"])]',
+    "back\\slash and a\ttab and a\nnewline",
+    "Unauthorized",
+    "¿qué? 認証",
+]
+
+
+@pytest.mark.parametrize("message", HOSTILE_MESSAGES)
+def test_gateway_error_bodies_stay_valid_json_whatever_the_message(
+    spec: dict[str, Any], message: str
+) -> None:
+    """A gateway-response template is simple substitution (not VTL, nothing escapes): only the quoted
+    variable ``$context.error.messageString`` keeps the body JSON for every message API Gateway has."""
+    body = api_gateway_body(spec, INVOKE_ARN, user_pool_arn=POOL_ARN)
+    for kind, response in body["x-amazon-apigateway-gateway-responses"].items():
+        template = response["responseTemplates"]["application/json"]
+        # API Gateway's substitution: messageString is the JSON string of the message; the raw
+        # variables (message, validationErrorString) are the message itself.
+        rendered = (
+            template.replace("$context.error.messageString", json.dumps(message))
+            .replace("$context.error.validationErrorString", message)
+            .replace("$context.error.message", message)
+        )
+        decoded = json.loads(rendered)
+        assert set(decoded["error"]) == {"code", "message"}, kind
+        if "$context.error" in template:
+            assert decoded["error"]["message"] == message, kind
+
+
+def test_gateway_responses_name_the_region_of_the_api(spec: dict[str, Any]) -> None:
+    """API Gateway's own answers (401, 403, 404, 429, 5xx) name the serving region like the function's."""
+    east_2 = INVOKE_ARN.replace("us-east-1", "us-east-2")
+    for arn, region in ((INVOKE_ARN, "us-east-1"), (east_2, "us-east-2")):
+        body = api_gateway_body(spec, arn, user_pool_arn=POOL_ARN)
+        for kind, response in body["x-amazon-apigateway-gateway-responses"].items():
+            assert (
+                response["responseParameters"]["gatewayresponse.header.X-Served-Region"] == f"'{region}'"
+            ), kind

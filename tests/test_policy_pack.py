@@ -587,7 +587,7 @@ def test_cloudfront_plain_http_and_old_tls_are_named() -> None:
 
 def test_policy_names_are_unique_and_levels_as_documented() -> None:
     names = [policy.name for policy in POLICIES]
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 8
     levels = {policy.name: policy.enforcement_level for policy in POLICIES}
     # None inherits the pack's level, which __main__.py sets to mandatory.
     assert levels == {name: None for name in names} | {

@@ -421,7 +421,8 @@ def test_gateway_errors_have_the_handlers_error_shape() -> None:
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
     for response in responses.values():
         template = response["responseTemplates"]["application/json"]
-        rendered = json.loads(template.replace("$context.error.", "context-"))
+        # What API Gateway substitutes: messageString is already a JSON string.
+        rendered = json.loads(template.replace("$context.error.messageString", '"Unauthorized"'))
         assert set(rendered["error"]) == {"code", "message"}
 
 

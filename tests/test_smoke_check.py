@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from components.smoke_check import project_python, smoke_command
-from tests.iam_policy import allows
-from tests.pulumi_harness import ACCOUNT, ROOT, run_program
+from tests.iam_policy import POLICY_DIR, allows, deployer_context
+from tests.pulumi_harness import ACCOUNT, run_program
 from tests.test_smoke_auth import cognito  # noqa: F401 - the moto user pool fixture
 from tools import smoke_auth
 
@@ -90,7 +90,7 @@ def test_the_smoke_user_is_made_with_the_named_profile(
 def test_the_smoke_policy_allows_exactly_what_the_smoke_user_needs(
     cognito: tuple[Any, smoke_auth.CognitoTarget],  # noqa: F811
 ) -> None:
-    """Every Cognito call of a smoke run, recorded at botocore, is allowed by docs/smoke-policy.json on
+    """Every Cognito call of a smoke run, recorded at botocore, is allowed by bootstrap/policies/smoke.json on
     this account's pool, and nothing on another account's."""
     client, target = cognito
     calls: list[str] = []
@@ -106,9 +106,13 @@ def test_the_smoke_policy_allows_exactly_what_the_smoke_user_needs(
         "cognito-idp:AdminInitiateAuth",
         "cognito-idp:AdminDeleteUser",
     ]
-    policy = json.loads((ROOT / "docs" / "smoke-policy.json").read_text())
+    policy = json.loads((POLICY_DIR / "smoke.json").read_text())
     pool = f"arn:aws:cognito-idp:{target.region}:{ACCOUNT}:userpool/{target.user_pool_id}"
-    context = {"aws:PrincipalAccount": ACCOUNT}
+    context = deployer_context(ACCOUNT)  # the stack's pool carries the project and stack tags
     assert all(allows(policy, call, pool, context) for call in calls)
     assert not any(allows(policy, call, pool.replace(ACCOUNT, "210987654321"), context) for call in calls)
+    # Only the stack's own pool: another project's, another stack's or an untagged pool is refused.
+    for other in ({"aws:ResourceTag/project": "another-project"}, {"aws:ResourceTag/stack": "dev"}):
+        assert not any(allows(policy, call, pool, {**context, **other}) for call in calls)
+    assert not any(allows(policy, call, pool, {"aws:PrincipalAccount": ACCOUNT}) for call in calls)
     assert sorted(policy["Statement"][0]["Action"]) == sorted(set(calls))

@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
-from components.failover_drill import TEST_DNS_ANSWER, UPDATE_HEALTH_CHECK, DrillTiming, drill_definition
+from components.failover_drill import (
+    TEST_DNS_ANSWER,
+    UPDATE_HEALTH_CHECK,
+    DrillTiming,
+    ProbeTarget,
+    drill_definition,
+)
 from components.incident_response import GET_HEALTH_CHECK_STATUS, runbook_definition
-from components.step_functions import SNS_PUBLISH
+from components.step_functions import LAMBDA_INVOKE, SNS_PUBLISH
 from tests.pulumi_harness import ROOT
 
 SIMULATOR = ROOT / "tests" / "asl" / "simulate.js"
@@ -49,12 +55,40 @@ def answered(*regions: str) -> dict[str, Any]:
     return {"RecordData": [f'"{region}"' for region in regions], "ResponseCode": "NOERROR"}
 
 
+def seen(target: str, dns: str | None, https: str | None) -> dict[str, Any]:
+    """The probe's answer through Lambda's Invoke: what a client in ``target`` was sent to and served by."""
+    return {
+        "Payload": {
+            "target": target,
+            "clientSubnet": "192.0.2.0/24",
+            "dns": {"region": dns, "nameServer": "ns-1.awsdns-01.org", "error": None},
+            "https": {"region": https, "address": "198.51.100.7", "status": 200, "error": None},
+        },
+        "StatusCode": 200,
+    }
+
+
+BASELINE = [seen("us-east-1", "us-east-1", "us-east-1"), seen("us-east-2", "us-east-2", "us-east-2")]
+PROBE = ProbeTarget(
+    function_arn="arn:aws:lambda:us-east-1:123456789012:function:dsql-users-api-prod-users-api-drill-probe",
+    name_servers=["ns-1.awsdns-01.org", "ns-2.awsdns-02.net"],
+    region_record_name="_region.api.example.com",
+    domain="api.example.com",
+    path="/health",
+    subnet_hosts={
+        "us-east-1": "a1.execute-api.us-east-1.amazonaws.com",
+        "us-east-2": "b2.execute-api.us-east-2.amazonaws.com",
+    },
+)
+
+
 def drill() -> dict[str, Any]:
     return drill_definition(
         health_check_ids=CHECKS,
         hosted_zone_id="Z0123456789ABCDEFGHIJ",
         regions_record_name="_regions.api.example.com",
         topic_arn=TOPIC,
+        probe=PROBE,
         timing=DrillTiming(poll_seconds=30, max_polls=4),
     )
 
@@ -71,19 +105,27 @@ def published(outcome: dict[str, Any]) -> list[dict[str, Any]]:
     return [c["args"] for c in outcome["calls"] if c["resource"] == SNS_PUBLISH]
 
 
-def test_a_passing_drill_inverts_sees_the_failover_restores_sees_both_and_reports(tmp_path: Path) -> None:
+def probed(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c["args"] for c in outcome["calls"] if c["resource"] == LAMBDA_INVOKE]
+
+
+def test_a_passing_drill_sees_each_observation_fail_over_and_come_back(tmp_path: Path) -> None:
     outcome = run(
         drill(),
         {
             "input": {"region": "us-east-2"},
             "answers": {
-                TEST_DNS_ANSWER: [
-                    answered("us-east-1", "us-east-2"),  # baseline
-                    answered("us-east-2", "us-east-1"),  # not yet failed over
-                    answered("us-east-1"),  # failed over
-                    answered("us-east-1"),  # not yet back
-                    answered("us-east-1", "us-east-2"),  # back
+                LAMBDA_INVOKE: [
+                    *BASELINE,
+                    seen("us-east-2", "us-east-2", "us-east-2"),  # not yet failed over
+                    seen("us-east-2", "us-east-1", "us-east-2"),  # DNS moved, HTTPS not yet (a cached answer)
+                    seen("us-east-2", "us-east-1", "us-east-1"),  # both moved
+                    seen("us-east-2", "us-east-1", "us-east-1"),  # not yet back
+                    seen("us-east-2", "us-east-2", "us-east-2"),  # back
                 ],
+                TEST_DNS_ANSWER: [
+                    answered("us-east-1", "us-east-2")
+                ],  # the extra: it may not apply health checks
                 UPDATE_HEALTH_CHECK: [{}],
                 SNS_PUBLISH: [{"MessageId": "1"}],
             },
@@ -92,15 +134,51 @@ def test_a_passing_drill_inverts_sees_the_failover_restores_sees_both_and_report
     )
     assert outcome["status"] == "SUCCEEDED", outcome
     assert updates(outcome) == [("hc-east-2", True), ("hc-east-2", False)]
+    asked = probed(outcome)
+    assert [a["Payload"]["target"] for a in asked] == ["us-east-1", "us-east-2", *["us-east-2"] * 5]
+    assert asked[0]["FunctionName"] == PROBE.function_arn
+    assert asked[2]["Payload"] == {
+        "target": "us-east-2",
+        "nameServers": ["ns-1.awsdns-01.org", "ns-2.awsdns-02.net"],
+        "regionRecord": "_region.api.example.com",
+        "domain": "api.example.com",
+        "path": "/health",
+        "subnetHosts": PROBE.subnet_hosts,
+        "timeoutSeconds": 5,
+    }
     [report] = published(outcome)
     assert report["TopicArn"] == TOPIC
     assert report["Subject"] == "Failover drill passed for us-east-2"
-    assert "answered with us-east-1 only" in report["Message"]
-    assert "execution:simulated:1" in report["Message"]
-    dns_asks = [c["args"] for c in outcome["calls"] if c["resource"] == TEST_DNS_ANSWER]
-    assert dns_asks[0] == {"HostedZoneId": "Z0123456789ABCDEFGHIJ", "RecordName": "_regions.api.example.com",
-                           "RecordType": "TXT"}  # fmt: skip
-    assert len(dns_asks) == 5
+    text = report["Message"]
+    assert "a client in us-east-2 was sent to us-east-1 by the zone name servers after 0 s (DNS" in text
+    assert "served by us-east-1 after 0 s (HTTPS, X-Served-Region)" in text
+    assert "sent back after 0 s (DNS) and served by us-east-2 again after 0 s (HTTPS)" in text
+    assert (
+        "Extra, not evidence: Route 53 TestDNSAnswer (not documented to apply health checks) answered" in text
+    )
+    assert "us-east-1,us-east-2 during the outage" in text
+    assert "execution:simulated:1" in text
+
+
+def test_dns_alone_is_not_a_failover_the_https_answer_must_move_too(tmp_path: Path) -> None:
+    outcome = run(
+        drill(),
+        {
+            "input": {"region": "us-east-2"},
+            "answers": {
+                LAMBDA_INVOKE: [*BASELINE, seen("us-east-2", "us-east-1", "us-east-2")],  # HTTPS never moves
+                UPDATE_HEALTH_CHECK: [{}],
+                SNS_PUBLISH: [{}],
+            },
+        },
+        tmp_path,
+    )
+    assert outcome["status"] == "FAILED" and outcome["error"] == "DrillFailed"
+    assert outcome["visited"].count("ProbeFailover") == 4  # max_polls
+    assert updates(outcome) == [("hc-east-2", True), ("hc-east-2", False)]
+    [report] = published(outcome)
+    assert report["Subject"] == "Failover drill FAILED for us-east-2"
+    assert "NotFailedOver" in report["Message"] and "was restored" in report["Message"]
 
 
 def test_a_drill_whose_failover_is_never_seen_restores_and_fails(tmp_path: Path) -> None:
@@ -109,7 +187,7 @@ def test_a_drill_whose_failover_is_never_seen_restores_and_fails(tmp_path: Path)
         {
             "input": {"region": "us-east-1"},
             "answers": {
-                TEST_DNS_ANSWER: [answered("us-east-1", "us-east-2")],  # Route 53 never drops us-east-1
+                LAMBDA_INVOKE: [*BASELINE, seen("us-east-1", "us-east-1", "us-east-1")],
                 UPDATE_HEALTH_CHECK: [{}],
                 SNS_PUBLISH: [{"MessageId": "1"}],
             },
@@ -118,32 +196,19 @@ def test_a_drill_whose_failover_is_never_seen_restores_and_fails(tmp_path: Path)
     )
     assert outcome["status"] == "FAILED" and outcome["error"] == "DrillFailed"
     assert updates(outcome) == [("hc-east-1", True), ("hc-east-1", False)]
-    assert outcome["visited"].count("CheckFailover") == 4  # max_polls
-    [report] = published(outcome)
-    assert report["Subject"] == "Failover drill FAILED for us-east-1"
-    assert "NotFailedOver" in report["Message"] and "was restored" in report["Message"]
+    assert TEST_DNS_ANSWER not in [c["resource"] for c in outcome["calls"]]  # the extra is asked only after
 
 
 @pytest.mark.parametrize(
     "failing",
     [
         {UPDATE_HEALTH_CHECK: [{"error": "Route53.PriorRequestNotCompleteException", "cause": "busy"}, {}]},
-        {
-            TEST_DNS_ANSWER: [
-                answered("us-east-1", "us-east-2"),
-                {"error": "Route53.InvalidInputException", "cause": "bad"},
-                answered("us-east-1", "us-east-2"),
-            ]
-        },
+        {LAMBDA_INVOKE: [*BASELINE, {"error": "Lambda.ServiceException", "cause": "bad"}, BASELINE[1]]},
     ],
-    ids=["inversion fails", "checking fails"],
+    ids=["inversion fails", "probing fails"],
 )
 def test_any_failure_after_the_inversion_restores_the_health_check(failing: dict, tmp_path: Path) -> None:
-    answers = {
-        TEST_DNS_ANSWER: [answered("us-east-1", "us-east-2")],
-        UPDATE_HEALTH_CHECK: [{}],
-        SNS_PUBLISH: [{}],
-    }
+    answers = {LAMBDA_INVOKE: [*BASELINE], UPDATE_HEALTH_CHECK: [{}], SNS_PUBLISH: [{}]}
     answers.update(failing)
     # An error that survives the retries: every answer but the last fails, and retries take 4 of them.
     for resource, script in failing.items():
@@ -154,13 +219,32 @@ def test_any_failure_after_the_inversion_restores_the_health_check(failing: dict
     assert "RestoreAfterFailure" in outcome["visited"]
 
 
+def test_a_failing_test_dns_answer_is_only_reported_never_fatal(tmp_path: Path) -> None:
+    outcome = run(
+        drill(),
+        {
+            "input": {"region": "us-east-2"},
+            "answers": {
+                LAMBDA_INVOKE: [*BASELINE, seen("us-east-2", "us-east-1", "us-east-1"), BASELINE[1]],
+                TEST_DNS_ANSWER: [{"error": "Route53.AccessDenied", "cause": "no"}],
+                UPDATE_HEALTH_CHECK: [{}],
+                SNS_PUBLISH: [{}],
+            },
+        },
+        tmp_path,
+    )
+    assert outcome["status"] == "SUCCEEDED", outcome
+    assert "answered no answer (Route53.AccessDenied) during the outage" in published(outcome)[0]["Message"]
+
+
 def test_a_restore_that_keeps_failing_is_reported_with_the_command_that_finishes_it(tmp_path: Path) -> None:
     outcome = run(
         drill(),
         {
             "input": {"region": "us-east-2"},
             "answers": {
-                TEST_DNS_ANSWER: [answered("us-east-1", "us-east-2"), answered("us-east-1")],
+                LAMBDA_INVOKE: [*BASELINE, seen("us-east-2", "us-east-1", "us-east-1")],
+                TEST_DNS_ANSWER: [answered("us-east-1")],
                 UPDATE_HEALTH_CHECK: [{}, {"error": "Route53.ThrottlingException", "cause": "Rate exceeded"}],
                 SNS_PUBLISH: [{}],
             },
@@ -175,19 +259,49 @@ def test_a_restore_that_keeps_failing_is_reported_with_the_command_that_finishes
     assert "aws route53 update-health-check --health-check-id hc-east-2 --no-inverted" in report["Message"]
 
 
-def test_the_drill_refuses_when_a_region_is_already_out_and_changes_nothing(tmp_path: Path) -> None:
+def test_a_restore_not_seen_names_what_the_probe_still_sees(tmp_path: Path) -> None:
+    moved = seen("us-east-2", "us-east-1", "us-east-1")
     outcome = run(
         drill(),
         {
             "input": {"region": "us-east-2"},
-            "answers": {TEST_DNS_ANSWER: [answered("us-east-2")], SNS_PUBLISH: [{}]},
+            "answers": {
+                LAMBDA_INVOKE: [*BASELINE, moved],  # never back
+                TEST_DNS_ANSWER: [answered("us-east-1")],
+                UPDATE_HEALTH_CHECK: [{}],
+                SNS_PUBLISH: [{}],
+            },
         },
+        tmp_path,
+    )
+    assert outcome["status"] == "FAILED" and outcome["error"] == "RestoreNotSeen"
+    assert (
+        "still not sent to and served by it: DNS us-east-1, HTTPS us-east-1"
+        in published(outcome)[0]["Message"]
+    )
+
+
+@pytest.mark.parametrize(
+    "baseline",
+    [
+        [seen("us-east-1", "us-east-2", "us-east-2"), BASELINE[1]],  # us-east-1 is already out
+        [BASELINE[0], seen("us-east-2", "us-east-2", None)],  # us-east-2 answers no HTTPS
+    ],
+    ids=["a region is out", "no https answer"],
+)
+def test_the_drill_refuses_unless_every_region_serves_itself_and_changes_nothing(
+    baseline: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    outcome = run(
+        drill(),
+        {"input": {"region": "us-east-2"}, "answers": {LAMBDA_INVOKE: baseline, SNS_PUBLISH: [{}]}},
         tmp_path,
     )
     assert outcome["status"] == "FAILED" and outcome["error"] == "BaselineNotHealthy"
     assert updates(outcome) == []
     [report] = published(outcome)
     assert "did not start" in report["Message"] and "Nothing was changed" in report["Message"]
+    assert "us-east-1: DNS" in report["Message"] and "us-east-2: DNS" in report["Message"]
 
 
 def test_the_drill_refuses_an_unknown_region_before_any_call(tmp_path: Path) -> None:
@@ -295,3 +409,14 @@ def test_any_other_alarm_is_published_without_reading_route53(tmp_path: Path) ->
         [message] = published(outcome)
         assert message["Subject"] == f"[OK] {name}"
         assert "went from ALARM to OK" in message["Message"] and "health checks" not in message["Message"]
+
+
+def test_subjects_stay_under_sns_limit_for_the_longest_alarm_name(tmp_path: Path) -> None:
+    """SNS refuses a Subject of 100 characters or more; CloudWatch alarm names may have 255."""
+    name = "a" * 255
+    outcome = run(
+        runbook(with_health=False), {"input": alarm_event(name), "answers": {SNS_PUBLISH: [{}]}}, tmp_path
+    )
+    [message] = published(outcome)
+    assert message["Subject"] == f"[ALARM] {name}"[:99]
+    assert len(message["Subject"]) < 100

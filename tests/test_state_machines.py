@@ -34,6 +34,8 @@ RESOURCE_ARN = {
     "route53:UpdateHealthCheck": HEALTH_CHECK_ARN,
     "route53:TestDNSAnswer": None,
     "sns:Publish": r"arn:aws:sns:[a-z0-9-]+:\d{12}:[\w-]+",
+    # The drill's own probe, unqualified or with a version or alias (Lambda checks the qualified ARN).
+    "lambda:InvokeFunction": r"arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[\w-]+(:\*)?",
 }
 
 
@@ -82,6 +84,8 @@ def used_resources(state: dict[str, Any], run: ProgramRun) -> list[str]:
         return ["*"]
     if action == "sns:Publish":
         return [state["Arguments"]["TopicArn"]]
+    if action == "lambda:InvokeFunction":
+        return [state["Arguments"]["FunctionName"]]
     return health_check_arns(run)
 
 
@@ -160,6 +164,7 @@ def test_task_resources_name_actions_iam_knows(full_run: ProgramRun) -> None:
     assert TEST_DNS_ANSWER == "arn:aws:states:::aws-sdk:route53:testDNSAnswer"
     assert UPDATE_HEALTH_CHECK == "arn:aws:states:::aws-sdk:route53:updateHealthCheck"
     assert iam_action("arn:aws:states:::sns:publish") == "sns:Publish"
+    assert iam_action("arn:aws:states:::lambda:invoke") == "lambda:InvokeFunction"
 
 
 @pytest.mark.parametrize("run_name", ["full_run", "plain_run"])
@@ -287,23 +292,27 @@ def test_every_task_after_the_inversion_has_a_catch_all(full_run: ProgramRun) ->
         if state["Type"] in ("Task", "Parallel", "Map"):
             assert any(c["ErrorEquals"] == ["States.ALL"] for c in state.get("Catch", [])), name
         pending += edges(state)
-    assert {"Restore", "CheckRestore", "ReportSuccess", "RestoreAfterFailure", "ReportRestoreFailed"} <= seen
+    assert {"Restore", "ProbeRestore", "ReportSuccess", "RestoreAfterFailure", "ReportRestoreFailed"} <= seen
 
 
-def test_the_drill_refuses_unless_every_region_answers_first(full_run: ProgramRun) -> None:
+def test_the_drill_refuses_unless_every_region_serves_itself_first(full_run: ProgramRun) -> None:
     definition, _ = machines(full_run)["users-api-drill-machine"]
     top = definition["States"]
     assert top["PickRegion"]["Default"] == "UnknownRegion" and top["UnknownRegion"]["Type"] == "Fail"
     for region in ("us-east-1", "us-east-2"):
         assert top["PickRegion"]["Choices"] and top[f"Target {region}"]["Next"] == "CheckBaseline"
     baseline = top["CheckBaseline"]
-    assert baseline["Resource"] == TEST_DNS_ANSWER
-    assert baseline["Arguments"] == {
-        "HostedZoneId": "Z0123456789ABCDEFGHIJ",
-        "RecordName": "_regions.origin.api.example.com",
-        "RecordType": "TXT",
-    }
+    assert baseline["Type"] == "Map" and baseline["Items"] == '{% ["us-east-1", "us-east-2"] %}'
+    probe = baseline["ItemProcessor"]["States"]["ProbeRegion"]
+    assert probe["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert probe["Arguments"]["Payload"]["target"] == "{% $states.input %}"
+    # With cdn on, the probe's DNS asks the origin's latency record; its HTTPS goes through the domain.
+    assert probe["Arguments"]["Payload"]["regionRecord"] == "_region.origin.api.example.com"
+    assert probe["Arguments"]["Payload"]["domain"] == "api.example.com"
     assert top["IsBaselineHealthy"]["Choices"] == [
-        {"Condition": "{% $answered = 'us-east-1,us-east-2' %}", "Next": "Drill"}
+        {
+            "Condition": "{% $count($baseline[dns.region != target or https.region != target]) = 0 %}",
+            "Next": "Drill",
+        }
     ]
     assert top["IsBaselineHealthy"]["Default"] == "ReportRefused"

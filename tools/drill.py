@@ -6,10 +6,11 @@ keeps serving, the region comes back, and what was written meanwhile is visible 
 
 Steps, each timed on a timeline and reported PASS or FAIL with its name:
   discover          the control endpoint lists at least two regions, all up, each answering /health 200
+                    and naming itself in X-Served-Region
   take-down         the control endpoint takes the region down
   outage-confirmed  the region no longer answers (its port refuses connections)
   survivor-writes   during the outage (held --outage seconds) the other region creates users and reads
-                    each back
+                    each back, every answer naming it in X-Served-Region
   bring-up          the control endpoint brings the region back; it answers /health 200 again
   outage-visible    every user written during the outage is read from both regions
   survivor-probes   a prober hitting the other region's /health all along saw no failure
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.ports import control_port_setting
-from tools.smoke import EMAIL_DOMAIN, Region, Smoke, SmokeFailure
+from tools.smoke import EMAIL_DOMAIN, Region, Reply, Smoke, SmokeFailure
 from tools.smoke_auth import local_token
 
 
@@ -149,7 +150,16 @@ class Drill:
             reply = self.smoke.request(region, "GET", "/health")
             if reply.status != 200:
                 raise DrillFailure(f"GET /health in {region.label} answered {reply.status} before the drill")
+            self.served_by(region, reply)
         return f"{len(regions)} regions up; {target} goes down, {survivor} keeps serving"
+
+    @staticmethod
+    def served_by(region: Region, reply: Reply) -> None:
+        """The answer names the region that served it, as the deployed drill's probe reads it."""
+        if reply.served_region != region.label:
+            raise DrillFailure(
+                f"an answer from {region.label} named {reply.served_region!r} in X-Served-Region, not {region.label}"
+            )
 
     def take_down(self) -> str:
         assert self.target is not None
@@ -181,8 +191,10 @@ class Drill:
                 raise DrillFailure(
                     f"user {reply.body['id']} written in {self.survivor.label}: read {read.status}"
                 )
+            for answer in (reply, read):
+                self.served_by(self.survivor, answer)
         time.sleep(max(0.0, self.down_since + self.outage_s - time.monotonic()))  # let the prober see more
-        return f"{self.writes} users created and read back in {self.survivor.label}"
+        return f"{self.writes} users created and read back in {self.survivor.label} (X-Served-Region {self.survivor.label})"
 
     def bring_up(self) -> str:
         assert self.target is not None

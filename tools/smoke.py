@@ -59,10 +59,15 @@ class Region:
     base_url: str
 
 
+SERVED_REGION = "X-Served-Region"
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
     body: Any
+    served_region: str | None = None
+    """The answer's X-Served-Region: the region that served it (every API answer names it)."""
 
 
 @dataclass
@@ -100,9 +105,9 @@ class Smoke:
         req = urllib.request.Request(region.base_url + path, data=data, method=method, headers=headers)  # noqa: S310 - the URL is the operator's
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as response:  # noqa: S310
-                return Reply(response.status, _decode(response.read()))
+                return Reply(response.status, _decode(response.read()), response.headers.get(SERVED_REGION))
         except urllib.error.HTTPError as exc:
-            return Reply(exc.code, _decode(exc.read()))
+            return Reply(exc.code, _decode(exc.read()), exc.headers.get(SERVED_REGION))
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise SmokeFailure(f"{method} {region.base_url}{path} failed: {reason}") from None

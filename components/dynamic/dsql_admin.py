@@ -133,6 +133,15 @@ def admin_connection(
         ) from None
 
 
+# What a refresh says when it cannot connect as admin: the last known state is kept, as for a cluster
+# that is not ACTIVE. The read-only previewer role (bootstrap/) has no dsql:DbConnectAdmin on purpose (a
+# pull request must never get admin SQL), and every preview refreshes first (Pulumi.yaml).
+KEPT_WITHOUT_ADMIN = (
+    "cannot connect as admin to read it ({reason}); the last known state is kept. A preview by the "
+    "read-only previewer role ends here by design; a deploying identity needs dsql:DbConnectAdmin"
+)
+
+
 def connection_overrides_from_url(url: str) -> tuple[str, dict[str, Any]]:
     """``(host, overrides)`` for ``admin_connection`` from a local test database URL (TLS off)."""
     from psycopg.conninfo import conninfo_to_dict

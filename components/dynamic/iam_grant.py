@@ -183,7 +183,11 @@ class IamGrantProvider(AwsAccessProvider):
                 "known state is kept; run `pulumi refresh` again once the cluster is ACTIVE"
             )
             return ReadResult(id_, props)
-        conn = _connect(endpoint, region, self.access)
+        try:
+            conn = _connect(endpoint, region, self.access)
+        except ConnectionError as exc:
+            log_progress(f"IAM mapping on {endpoint}: " + dsql_admin.KEPT_WITHOUT_ADMIN.format(reason=exc))
+            return ReadResult(id_, props)
         try:
             mapped = retry_occ_conflicts(
                 lambda: _is_mapped(conn, props["db_role"], props["role_arn"]), "reading IAM mappings"

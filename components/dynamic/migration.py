@@ -191,7 +191,12 @@ class SchemaMigrationProvider(AwsAccessProvider):
                 "known state is kept; run `pulumi refresh` again once the cluster is ACTIVE"
             )
             return pulumi.dynamic.ReadResult(id_, props)
-        with _connect(endpoint, region, self.access) as conn:
+        try:
+            conn = _connect(endpoint, region, self.access)
+        except ConnectionError as exc:
+            log_progress(f"schema on {endpoint}: " + dsql_admin.KEPT_WITHOUT_ADMIN.format(reason=exc))
+            return pulumi.dynamic.ReadResult(id_, props)
+        with conn:
             try:
                 recorded = applied_checksums(conn)
             except errors.UndefinedTable:

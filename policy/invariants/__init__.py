@@ -3,6 +3,7 @@
 from pulumi_policy import Policy
 
 from .api_auth import API_AUTHORIZER
+from .boundary import ROLES_CARRY_BOUNDARY
 from .iam import NO_ADMIN_CONNECT_FOR_FUNCTIONS, NO_DSQL_ON_EVERY_RESOURCE
 from .logs import LOG_RETENTION
 from .protection import DELETION_PROTECTION
@@ -17,4 +18,5 @@ POLICIES: list[Policy] = [
     LOG_RETENTION,
     TLS_ONLY,
     REST_API_DEFAULT_ENDPOINT_TLS,
+    ROLES_CARRY_BOUNDARY,
 ]

@@ -1,0 +1,319 @@
+"""The web client (web/) served locally, with the local issuer's OAuth endpoints beside it.
+
+``python -m local`` (``make dev``) serves the client at http://127.0.0.1:8080/ (WEB_PORT, or
+``--web-port``, change the port) with a ``/config.json`` made for the run: the local regions' URLs as
+``apiUrls``, this server's origin as ``authDomain`` (it answers Cognito's OAuth paths, local/oauth.py)
+and the run's app client id. The client's code is the same as deployed; only config.json differs.
+
+Every answer carries the headers the deployed distribution's response headers policy sets: a strict
+Content-Security-Policy (scripts and styles from this origin only, never inline; ``connect-src`` the
+API regions), ``nosniff``, no framing, no referrer. Requests must name this server in ``Host`` (a page
+on another name cannot reach it through DNS rebinding); ``localhost`` is redirected to ``127.0.0.1``,
+the one origin the regions allow.
+
+The files are web/ as it is, completed by scripts/build_web.py (``make web``) with the API document
+and Swagger UI; the deployed stack uploads the same folder. Edits to web/ show on the next reload.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import mimetypes
+import os
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from local.launcher import LocalAppError
+from local.oauth import LocalOAuth, OAuthError, sign_in_page
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEB_PORT = 8080
+REDIRECT_PATH = "/callback"
+SIGN_OUT_PATH = "/"
+MAX_FORM_BYTES = 16 * 1024
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("application/yaml", ".yaml")
+
+
+def web_port_setting(explicit: int | None = None) -> int:
+    """The web client's port: ``explicit``, else WEB_PORT, else 8080 (0 = a free one)."""
+    if explicit is not None:
+        return explicit
+    text = os.environ.get("WEB_PORT", "").strip()
+    if not text:
+        return DEFAULT_WEB_PORT
+    if not text.isdigit() or not 0 <= int(text) < 65536:
+        raise ValueError(f"WEB_PORT={text!r} is not a port number (1-65535, 0 = a free one); fix or unset it")
+    return int(text)
+
+
+def client_config(api_urls: dict[str, str], auth_domain: str | None, client_id: str | None) -> dict[str, Any]:
+    """The client's /config.json (docs/web-client.md): ``authDomain``/``clientId`` None means no sign-in
+    (an API served with ``--no-auth``)."""
+    return {
+        "apiUrls": dict(api_urls),
+        "authDomain": auth_domain,
+        "clientId": client_id,
+        "regions": list(api_urls),
+        "redirectPath": REDIRECT_PATH,
+    }
+
+
+def content_security_policy(connect_origins: list[str]) -> str:
+    """The deployed response headers policy's CSP (nothing inline, nothing from another origin but the
+    API regions and the OAuth endpoints the client calls), less ``upgrade-insecure-requests``: the
+    local regions speak plain HTTP on loopback."""
+    connect = " ".join(["'self'", *sorted(set(connect_origins))])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "manifest-src 'self'",
+            f"connect-src {connect}",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        ]
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class WebServer(ThreadingHTTPServer):
+    """Bound at once (a port in use fails before anything else starts), serving once ``serve(...)``."""
+
+    daemon_threads = True
+    site_dir: Path
+    config: dict[str, Any]
+    csp: str
+    oauth: LocalOAuth | None
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__((host, port), _WebRequest)
+        self._serving = False
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.server_address[0]!s}:{self.port}"
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.origin + REDIRECT_PATH
+
+    @property
+    def sign_out_uri(self) -> str:
+        return self.origin + SIGN_OUT_PATH
+
+    def serve(self, site_dir: Path, api_urls: dict[str, str], oauth: LocalOAuth | None) -> None:
+        """Answer from a thread: the files of ``site_dir``, config.json for ``api_urls`` and, with
+        ``oauth``, the issuer's OAuth endpoints; ``close()`` ends it."""
+        self.site_dir = site_dir.resolve()
+        self.oauth = oauth
+        client_id = oauth.issuer.client_id if oauth else None
+        self.config = client_config(api_urls, self.origin if oauth else None, client_id)
+        self.csp = content_security_policy([_origin(url) for url in api_urls.values()])
+        self._serving = True
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+
+    def close(self) -> None:
+        if self._serving:
+            self.shutdown()
+        self.server_close()
+
+
+class _WebRequest(BaseHTTPRequestHandler):
+    server: WebServer
+    protocol_version = "HTTP/1.1"
+    timeout = 10
+
+    # ------------------------------------------------------------ routing
+
+    def do_GET(self) -> None:
+        if not self._host_ok():
+            return
+        target = urlsplit(self.path)
+        params = dict(parse_qsl(target.query))
+        path = target.path
+        oauth = self.server.oauth
+        if path == "/config.json":
+            self._json(HTTPStatus.OK, self.server.config)
+        elif oauth is not None and path == "/oauth2/authorize":
+            try:
+                request = oauth.check_authorize(params)
+            except OAuthError as exc:
+                self._page(exc.status, _error_page(exc))
+                return
+            self._page(HTTPStatus.OK, sign_in_page(request, "/oauth2/authorize"))
+        elif oauth is not None and path == "/logout":
+            try:
+                self._redirect(oauth.logout(params))
+            except OAuthError as exc:
+                self._page(exc.status, _error_page(exc))
+        elif oauth is not None and path == "/.well-known/jwks.json":
+            self._json(HTTPStatus.OK, oauth.jwks())
+        elif path in ("/", REDIRECT_PATH):
+            self._file(self.server.site_dir / "index.html")
+        else:
+            self._static(path)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_POST(self) -> None:
+        if not self._host_ok():
+            return
+        oauth = self.server.oauth
+        path = urlsplit(self.path).path
+        form = self._form()
+        if form is None:
+            return
+        if oauth is not None and path == "/oauth2/authorize":
+            try:
+                location = oauth.authorize(form)
+            except OAuthError as exc:
+                try:  # the form's own fields were wrong: show it again with what to fix
+                    request = oauth.check_authorize(form)
+                except OAuthError:
+                    self._page(exc.status, _error_page(exc))
+                    return
+                self._page(exc.status, sign_in_page(request, "/oauth2/authorize", exc.description))
+                return
+            self._redirect(location)
+        elif oauth is not None and path == "/oauth2/token":
+            try:
+                self._json(HTTPStatus.OK, oauth.token(form))
+            except OAuthError as exc:
+                self._json(exc.status, exc.body())
+        elif oauth is not None and path == "/oauth2/revoke":
+            if form.get("client_id") != oauth.issuer.client_id:
+                self._json(HTTPStatus.BAD_REQUEST, OAuthError("invalid_client", "unknown client_id").body())
+                return
+            oauth.revoke(form.get("token", ""))
+            self._json(HTTPStatus.OK, {})
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"message": f"no POST endpoint {path}"})
+
+    # ------------------------------------------------------------ checks and reading
+
+    def _host_ok(self) -> bool:
+        """Only requests addressed to this server by its own name (DNS rebinding defence); the
+        ``localhost`` spelling is sent to ``127.0.0.1``, the origin the API regions allow."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        port = self.server.port
+        if host == f"127.0.0.1:{port}":
+            return True
+        if host == f"localhost:{port}":
+            self._redirect(f"{self.server.origin}{self.path}")
+            return False
+        self._json(
+            HTTPStatus.MISDIRECTED_REQUEST,
+            {"message": f"this server answers as {self.server.origin} only; open that address"},
+        )
+        return False
+
+    def _form(self) -> dict[str, str] | None:
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            self._json(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                {"message": "send Content-Type: application/x-www-form-urlencoded"},
+            )
+            return None
+        length_text = self.headers.get("Content-Length") or "0"
+        if not length_text.isdigit() or int(length_text) > MAX_FORM_BYTES:
+            self._json(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": f"forms up to {MAX_FORM_BYTES} bytes"}
+            )
+            return None
+        body = self.rfile.read(int(length_text)).decode("utf-8", "replace")
+        return dict(parse_qsl(body, keep_blank_values=True))
+
+    def _static(self, path: str) -> None:
+        """A file of the site: never one outside it (``..``, links) nor a hidden one (a temporary copy)."""
+        root = self.server.site_dir
+        candidate = (root / unquote(path).lstrip("/")).resolve()
+        inside = root in candidate.parents
+        if not inside or any(part.startswith(".") for part in candidate.relative_to(root).parts):
+            candidate = root / ".none"
+        if not candidate.is_file():
+            self._json(HTTPStatus.NOT_FOUND, {"message": f"no file {path}"})
+            return
+        self._file(candidate)
+
+    # ------------------------------------------------------------ answers
+
+    def _file(self, path: Path) -> None:
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type == "application/yaml":
+            content_type += "; charset=utf-8"
+        self._send(HTTPStatus.OK, content_type, path.read_bytes())
+
+    def _page(self, status: int, page: str) -> None:
+        self._send(status, "text/html; charset=utf-8", page.encode("utf-8"))
+
+    def _json(self, status: int, body: Any) -> None:
+        self._send(status, "application/json", json.dumps(body).encode())
+
+    def _redirect(self, location: str) -> None:
+        self._send(HTTPStatus.FOUND, "text/plain; charset=utf-8", b"", {"Location": location})
+
+    def _send(
+        self, status: int, content_type: str, payload: bytes, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        headers = {
+            "Content-Type": content_type,
+            "Content-Length": str(len(payload)),
+            # The client's files change with every edit locally; deployed, only index.html is not cached.
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": getattr(self.server, "csp", content_security_policy([])),
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+            "Cross-Origin-Opener-Policy": "same-origin",
+            **(extra or {}),
+        }
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the regions log the API calls; page loads would only add noise
+
+
+def _error_page(exc: OAuthError) -> str:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Sign-in error</title>'
+        '<link rel="stylesheet" href="/app.css"></head><body><main class="narrow"><h1>Sign-in error</h1>'
+        f'<p class="notice error" role="alert">{html.escape(exc.error)}: {html.escape(exc.description)}</p>'
+        '<p><a href="/">Back to the users app</a></p></main></body></html>\n'
+    )
+
+
+def open_web(port: int, host: str = "127.0.0.1") -> WebServer:
+    """The web client's socket (port 0 picks a free one); LocalAppError when the port is taken."""
+    try:
+        return WebServer(host, port)
+    except OSError as exc:
+        raise LocalAppError(
+            f"web client: cannot listen on {host}:{port} ({exc.strerror}); "
+            "choose another port with WEB_PORT or --web-port"
+        ) from exc
