@@ -37,6 +37,7 @@ from scripts.build_artifacts import (  # noqa: E402
     build_layer,
     find_runtime_python,
     lay_out,
+    loader_environment,
     python_version_of,
 )
 
@@ -200,6 +201,7 @@ def base_env() -> dict[str, str]:
         "AWS_REGION": "us-east-1",
         "POWERTOOLS_SERVICE_NAME": "users-api",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        **loader_environment(os.environ),  # a --enable-shared interpreter finds its libpython with it
     }
 
 

@@ -319,6 +319,11 @@ def sha256_b64(path: Path) -> str:
     return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
 
 
+def loader_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The dynamic loader's search path of ``env`` (Linux and macOS names), where set."""
+    return {name: env[name] for name in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH") if env.get(name)}
+
+
 def _compile(python: RuntimePython, tree: Path, lambda_path: str) -> None:
     """Write ``__pycache__/*.pyc`` for every module under ``tree``, as if it lived at ``lambda_path``."""
     result = subprocess.run(
@@ -326,8 +331,10 @@ def _compile(python: RuntimePython, tree: Path, lambda_path: str) -> None:
         capture_output=True,
         text=True,
         timeout=600,
-        # Only the hash seed: no PYTHONPATH or other setting of the caller's reaches the compiler.
-        env={"PYTHONHASHSEED": "0"},
+        # The hash seed, and no PYTHONPATH or other setting of the caller's reaches the compiler. Only
+        # the loader's library path passes: interpreters built with --enable-shared (actions/setup-python's,
+        # which exports LD_LIBRARY_PATH) do not start without it; it does not change the bytecode.
+        env={"PYTHONHASHSEED": "0", **loader_environment(os.environ)},
         check=False,
     )
     if result.returncode != 0:

@@ -66,8 +66,10 @@ class ProviderServer:
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         self._log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        # -u as the engine's pulumi-resource-pulumi-python shim runs it: the server writes its port
+        # without a flush, so a buffered stdout (no PYTHONUNBUFFERED, as on hosted runners) never sends it.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pulumi.dynamic"],
+            [sys.executable, "-u", "-m", "pulumi.dynamic"],
             cwd=ROOT,
             env=dict(env),
             stdout=subprocess.PIPE,

@@ -46,6 +46,7 @@ from scripts.build_artifacts import (
     handler_files,
     lay_out,
     layer_key,
+    loader_environment,
     main,
     python_version_of,
 )
@@ -404,7 +405,12 @@ def test_modules_import_from_the_layout_with_no_writable_cache_and_use_the_shipp
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "AWS_REGION": "us-east-1",
+            **loader_environment(os.environ),  # a --enable-shared interpreter's libpython
+        },
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -544,6 +550,7 @@ def test_handler_serves_a_request_from_the_artifact_layout(
             "LOG_LEVEL": "WARNING",
             "AUTH_MODE": "none",
             "PATH": "/usr/bin:/bin",
+            **loader_environment(os.environ),
         },
         check=False,
     )
