@@ -24,7 +24,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-SUBNET_PREFIX = 24  # RFC 7871 section 11.1: clients should send at most 24 bits of an IPv4 address
+SUBNET_PREFIX = 24  # RFC 7871 section 11.1 recommends truncating IPv4 client addresses to 24 bits
 MAX_CNAME_HOPS = 8
 # Answers that mean "this server cannot answer": try the next one. NOERROR and NXDOMAIN are answers.
 _UNANSWERED = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.NOTIMP, dns.rcode.FORMERR})

@@ -15,12 +15,17 @@ a malformed event raises ``ValueError`` naming the key, and the probe's zips car
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import json
 import socket
 import ssl
+import subprocess
+import textwrap
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +41,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import pulumi
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -43,11 +49,23 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from psycopg.conninfo import make_conninfo
 
+from components.config import PROJECT
+from components.probe_artifact import (
+    PROBE_DIR,
+    PROBE_ENTRY_POINT,
+    PROBE_LOCK,
+    ProbeArtifacts,
+    ProbeArtifactsArgs,
+)
 from local.launcher import LocalApp, LocalAppError, start_local_app
 from probe.app import handler
 from probe.authoritative import LookupFailed, address_of
 from probe.event import parse_event
 from probe.served import RequestFailed, served_region
+from scripts.build_artifacts import find_runtime_python, lay_out, lock_digest
+from tests.pulumi_harness import ROOT, run_program
+from tests.test_lambda_artifact import THIS_MACHINE
+from tests.test_locks import read_lock
 
 A, B = "us-east-1", "us-east-2"
 ZONE = "example.test."
@@ -56,6 +74,7 @@ RECORD = "_region.api.example.test"
 SUBNET_HOSTS = {A: "10.1.0.7", B: "10.2.0.9"}  # addresses stand for hosts in each region
 ADDRESSES = {A: "127.0.0.2", B: "127.0.0.3"}  # each region's edge on its own loopback address
 NOWHERE = "127.0.0.4"  # nothing listens here
+RUNTIME = "python3.13"
 
 
 @dataclass
@@ -536,7 +555,99 @@ def test_defaults_are_https_port_443_dns_port_53_and_health() -> None:
 
 
 def test_the_probe_lock_holds_dnspython_only() -> None:
-    from components.probe_artifact import PROBE_LOCK
-    from tests.test_locks import read_lock
-
     assert set(read_lock(PROBE_LOCK)) == {"dnspython"}
+
+
+def _probe_program() -> None:
+    artifacts = ProbeArtifacts("drill-probe", ProbeArtifactsArgs(THIS_MACHINE, RUNTIME))
+    pulumi.export("code", artifacts.code.path)
+    pulumi.export("code_hash", artifacts.code_hash)
+    pulumi.export("layer", artifacts.layer_archive.path)
+    pulumi.export("layer_hash", artifacts.layer_hash)
+    pulumi.export("layer_description", artifacts.layer_description)
+    pulumi.export("entry_point", artifacts.entry_point)
+
+
+@pytest.fixture(scope="module")
+def probe_build() -> dict[str, Any]:
+    """ProbeArtifacts under mocks, built (or reused from build/lambda/probe/) for this machine."""
+    run = run_program(program=_probe_program)
+    assert run.one(f"{PROJECT}:lambda:ProbeArtifacts").name == "drill-probe"
+    return run.outputs
+
+
+def test_probe_artifacts_are_zips_with_python313_bytecode_and_their_hashes(
+    probe_build: dict[str, Any],
+) -> None:
+    assert probe_build["entry_point"] == PROBE_ENTRY_POINT == "probe.app.handler"
+    assert probe_build["layer_description"].startswith(
+        f"probe/requirements.txt sha256:{lock_digest(PROBE_LOCK)[:16]}"
+    )
+    tag = "cpython-313"
+    for kind, root in (("code", "probe/"), ("layer", "python/")):
+        relative = Path(probe_build[kind])
+        assert not relative.is_absolute() and relative.parts[:3] == ("build", "lambda", "probe"), relative
+        data = (ROOT / relative).read_bytes()
+        assert probe_build[f"{kind}_hash"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+        with zipfile.ZipFile(ROOT / relative) as archive:
+            names = archive.namelist()
+        assert all(name.startswith(root) for name in names), names[:5]
+        sources = [name for name in names if name.endswith(".py")]
+        for source in sources:
+            folder, _, file = source.rpartition("/")
+            assert f"{folder}/__pycache__/{file[:-3]}.{tag}.pyc" in names, f"no bytecode for {source}"
+        assert not [name for name in names if name.endswith(".pyc") and f".{tag}." not in name]
+    code_names = set(zipfile.ZipFile(ROOT / probe_build["code"]).namelist())
+    assert {name for name in code_names if not name.endswith(".pyc")} == {
+        f"probe/{path.name}" for path in PROBE_DIR.glob("*.py")
+    }
+    layer_packages = {name.split("/")[1] for name in zipfile.ZipFile(ROOT / probe_build["layer"]).namelist()}
+    # dnspython's package only (and uv's empty ``.lock`` of the target folder, as in the API's layer).
+    assert {name for name in layer_packages if not name.endswith(".dist-info")} == {"dns", ".lock"}
+
+
+def test_the_built_probe_runs_from_bytecode_on_python313(
+    probe_build: dict[str, Any], zone: FakeZone, tmp_path: Path
+) -> None:
+    """Laid out as Lambda mounts it, every source replaced by a line that raises: the probe imports
+    from the shipped bytecode only, with nothing but the layer (no boto3), and observes the zone."""
+    opt_python, task = lay_out(ROOT / probe_build["layer"], ROOT / probe_build["code"], tmp_path)
+    for source in [*opt_python.rglob("*.py"), *task.rglob("*.py")]:
+        source.write_text("raise ImportError('the source ran: the shipped bytecode was not used')\n")
+    python = find_runtime_python(RUNTIME.removeprefix("python"))
+    run = textwrap.dedent(
+        """
+        import json, sys
+        task, layer, event = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+        sys.path[:0] = [task, layer]
+        import probe.app
+        result = probe.app.handler(event)
+        result["modules"] = sorted(name.split(".")[0] for name in sys.modules)
+        print(json.dumps(result))
+        """
+    )
+    zone.addresses[A] = NOWHERE
+    port = _free_port_on(NOWHERE)
+    result = subprocess.run(
+        [
+            str(python.path),
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            run,
+            str(task),
+            str(opt_python),
+            json.dumps(event(zone, port=port)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["dns"] == {"region": A, "nameServer": "127.0.0.1", "error": None}
+    assert outcome["https"]["error"] == f"connection to {NOWHERE}:{port} refused"
+    assert not {"boto3", "botocore"} & set(outcome["modules"])
