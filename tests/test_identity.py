@@ -225,7 +225,7 @@ def test_gateway_401_and_403_are_json_errors(prod: ProgramRun, region: str) -> N
         response = responses[kind]
         assert response["statusCode"] == status
         template = response["responseTemplates"]["application/json"]
-        assert json.loads(template.replace("$context.error.message", "Unauthorized")) == {
+        assert json.loads(template.replace("$context.error.messageString", '"Unauthorized"')) == {
             "error": {"code": code, "message": "Unauthorized"}
         }
     assert (

@@ -254,6 +254,11 @@ def test_fuzzer_finds_no_5xx_and_no_response_outside_the_document(
         "all",
         "--max-examples",
         "40",
+        # A fixed seed: the same inputs every run. Which /users/me answers 404 depends on the order the
+        # generator chose (the fuzzer deletes its own profile), and a random order made schemathesis'
+        # "missing test data" warning appear in some runs only: a test that failed by chance.
+        "--seed",
+        "20261206",
         # One worker: schemathesis' generator is not thread-safe on this Python (seen: SystemError in
         # its AST handling with -w 2).
         "--workers",
