@@ -38,6 +38,7 @@ import pulumi_aws as aws
 from components.config import PROJECT
 from components.global_routing import validation_record_for
 from components.naming import ORIGIN_ACCESS_CONTROL_NAME_MAX, RESPONSE_HEADERS_POLICY_NAME_MAX, stack_name
+from scripts import web_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = ROOT / "web"
@@ -146,25 +147,8 @@ def bucket_prefix(project: str, stack: str) -> str:
 
 
 def content_security_policy(api_origins: Sequence[str], auth_origin: str) -> str:
-    """A strict CSP: scripts, styles and everything else from the client's own origin only (no inline
-    script, no eval), API calls to the regional APIs and the sign-in domain, and no framing."""
-    connect = " ".join(["'self'", *api_origins, auth_origin])
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "font-src 'self'",
-            "manifest-src 'self'",
-            f"connect-src {connect}",
-            f"form-action 'self' {auth_origin}",
-            "frame-ancestors 'none'",
-            "base-uri 'none'",
-            "object-src 'none'",
-            "upgrade-insecure-requests",
-        ]
-    )
+    """A strict CSP (scripts/web_policy.py): API calls to the regional APIs and the sign-in domain."""
+    return web_policy.content_security_policy(api_origins, sign_in_origin=auth_origin)
 
 
 def api_origins_for(regions: Sequence[str]) -> list[str]:

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.launcher import LocalAppError
 from local.oauth import LocalOAuth, OAuthError, sign_in_page
+from scripts import web_policy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEB_PORT = 8080
@@ -65,25 +66,9 @@ def client_config(api_urls: dict[str, str], auth_domain: str | None, client_id: 
 
 
 def content_security_policy(connect_origins: list[str]) -> str:
-    """The deployed response headers policy's CSP (nothing inline, nothing from another origin but the
-    API regions and the OAuth endpoints the client calls), less ``upgrade-insecure-requests``: the
-    local regions speak plain HTTP on loopback."""
-    connect = " ".join(["'self'", *sorted(set(connect_origins))])
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "font-src 'self'",
-            "manifest-src 'self'",
-            f"connect-src {connect}",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-            "base-uri 'none'",
-            "object-src 'none'",
-        ]
-    )
+    """The deployed site's CSP (scripts/web_policy.py), less ``upgrade-insecure-requests``: the local
+    regions speak plain HTTP on loopback, and the sign-in endpoints are on this same origin."""
+    return web_policy.content_security_policy(connect_origins, https_only=False)
 
 
 def _origin(url: str) -> str:
