@@ -117,7 +117,11 @@ def test_preview_installs_the_lock_and_builds_no_artifact_by_hand() -> None:
     with the runtime's Python, which the job sets up beside the program's."""
     [job] = load("preview.yml")["jobs"].values()
     runs = [step.get("run", "") for step in job["steps"]]
-    assert not [run for run in runs if "build" in run or "make layer" in run]
+    # The web client's site is completed as `make web` does (it is uploaded as it is); nothing else.
+    [web] = [run for run in runs if "scripts.build_web" in run]
+    assert "npm ci --prefix web-vendor --ignore-scripts" in web
+    assert any("actions/setup-node@" in step.get("uses", "") for step in job["steps"])
+    assert not [run for run in runs if run != web and ("build" in run or "make layer" in run)]
     [install] = [run for run in runs if " -r requirements.txt" in run]
     assert "--require-hashes" in install and "python -m venv .venv" in install
     assert not missing_from(job)  # every Python the build needs, the tools' one as the default
