@@ -114,6 +114,33 @@ class Edge(pulumi.ComponentResource):
 
         certificate_arn = self._viewer_certificate(name, args, east)
         web_acl = self._web_acl(name, args, east) if args.waf else None
+        distribution = self._distribution(
+            name, args, certificate_arn, web_acl, pulumi.ResourceOptions.merge(east, after_origin)
+        )
+        self._alias_records(name, args, distribution, after_origin)
+
+        self.distribution_id = distribution.id
+        self.distribution_arn = distribution.arn
+        self.distribution_domain_name = distribution.domain_name
+        self.web_acl_arn = web_acl.arn if web_acl else None
+        self.register_outputs(
+            {
+                "distribution_id": self.distribution_id,
+                "distribution_domain_name": self.distribution_domain_name,
+                "web_acl_arn": self.web_acl_arn,
+            }
+        )
+
+    def _distribution(
+        self,
+        name: str,
+        args: EdgeArgs,
+        certificate_arn: pulumi.Output[str],
+        web_acl: aws.wafv2.WebAcl | None,
+        opts: pulumi.ResourceOptions,
+    ) -> aws.cloudfront.Distribution:
+        """The distribution: the regions' origin name for the API paths (no caching, every method),
+        and with the web client its bucket for everything else."""
         api_behavior: dict[str, Any] = {
             "target_origin_id": ORIGIN_ID,
             "viewer_protocol_policy": "https-only",
@@ -123,7 +150,7 @@ class Edge(pulumi.ComponentResource):
             "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID,
         }
         web = args.web
-        distribution = aws.cloudfront.Distribution(
+        return aws.cloudfront.Distribution(
             f"{name}-distribution",
             enabled=True,
             comment=f"{pulumi.get_project()}-{pulumi.get_stack()}: {args.domain_name}",
@@ -170,8 +197,17 @@ class Edge(pulumi.ComponentResource):
             price_class="PriceClass_All",  # clients anywhere: every edge location
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             web_acl_id=web_acl.arn if web_acl else None,
-            opts=pulumi.ResourceOptions.merge(east, after_origin),
+            opts=opts,
         )
+
+    def _alias_records(
+        self,
+        name: str,
+        args: EdgeArgs,
+        distribution: aws.cloudfront.Distribution,
+        after_origin: pulumi.ResourceOptions,
+    ) -> None:
+        """The public name's A and AAAA aliases to the distribution."""
         dns = pulumi.ResourceOptions.merge(
             pulumi.ResourceOptions(parent=self, provider=args.dns_provider), after_origin
         )
@@ -191,18 +227,6 @@ class Edge(pulumi.ComponentResource):
                 ],
                 opts=dns,
             )
-
-        self.distribution_id = distribution.id
-        self.distribution_arn = distribution.arn
-        self.distribution_domain_name = distribution.domain_name
-        self.web_acl_arn = web_acl.arn if web_acl else None
-        self.register_outputs(
-            {
-                "distribution_id": self.distribution_id,
-                "distribution_domain_name": self.distribution_domain_name,
-                "web_acl_arn": self.web_acl_arn,
-            }
-        )
 
     def _viewer_certificate(
         self, name: str, args: EdgeArgs, east: pulumi.ResourceOptions
