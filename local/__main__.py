@@ -125,6 +125,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def print_running(
+    described: str,
+    role_note: str,
+    app: LocalApp,
+    control: ControlServer,
+    web: WebServer,
+    control_port: int,
+    issuer: LocalIssuer | None,
+    missing_reference: list[str],
+) -> None:
+    """What runs where, and the first commands to try."""
+    print(f"database: {described}, {role_note}")
+    print("users API running (Ctrl-C to stop):")
+    for region, url in app.urls.items():
+        print(f"  {region}: {url}   try: curl {url}/health")
+    print(f"  control: {control.url}/regions   (take a region down or up: docs/local.md)")
+    print(f"web client: {web.origin}/   (docs/web-client.md)")
+    if missing_reference:
+        print("  its API reference page needs Swagger UI: install npm, then run make web")
+    print(f"  tools (local.token, tools.smoke, tools.drill) find this run by CONTROL_PORT={control_port}")
+    if issuer is None:
+        print("authentication: OFF (--no-auth): every caller is an anonymous administrator")
+    else:
+        print(
+            "authentication: on (docs/handler.md). An ID token from this run's issuer:\n"
+            f"  TOKEN=$(CONTROL_PORT={control_port} .venv/bin/python -m local.token --sub alice "
+            "--email alice@example.com)\n"
+            f'  curl -H "Authorization: Bearer $TOKEN" {next(iter(app.urls.values()))}/users/me'
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -177,24 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         control.serve(app, run_id=run_id)
         missing_reference = build_web(require_reference=False)  # web/ completed: the API document
         web.serve(WEB_DIR, app.urls, web_oauth(web, issuer))
-        print(f"database: {described}, {role_note}")
-        print("users API running (Ctrl-C to stop):")
-        for region, url in app.urls.items():
-            print(f"  {region}: {url}   try: curl {url}/health")
-        print(f"  control: {control.url}/regions   (take a region down or up: docs/local.md)")
-        print(f"web client: {web.origin}/   (docs/web-client.md)")
-        if missing_reference:
-            print("  its API reference page needs Swagger UI: install npm, then run make web")
-        print(f"  tools (local.token, tools.smoke, tools.drill) find this run by CONTROL_PORT={control_port}")
-        if issuer is None:
-            print("authentication: OFF (--no-auth): every caller is an anonymous administrator")
-        else:
-            print(
-                "authentication: on (docs/handler.md). An ID token from this run's issuer:\n"
-                f"  TOKEN=$(CONTROL_PORT={control_port} .venv/bin/python -m local.token --sub alice "
-                "--email alice@example.com)\n"
-                f'  curl -H "Authorization: Bearer $TOKEN" {next(iter(app.urls.values()))}/users/me'
-            )
+        print_running(described, role_note, app, control, web, control_port, issuer, missing_reference)
         sys.stdout.flush()
         while True:
             signal.pause()  # the supervisor thread replaces containers; a stop signal ends this
