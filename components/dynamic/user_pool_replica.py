@@ -138,7 +138,8 @@ def _describe_pool(client: Any, user_pool_id: str, region: str) -> dict[str, Any
 def _settings_of(pool: dict[str, Any]) -> dict[str, Any]:
     key = pool.get("KeyConfiguration") or {}
     return {
-        "kms_key_arn": key.get("KmsKeyArn") if key.get("KeyType") == CUSTOMER_MANAGED_KEY else None,
+        # "" (not None, which the engine drops) for an AWS owned key: a diff against the wanted key
+        "kms_key_arn": key.get("KmsKeyArn", "") if key.get("KeyType") == CUSTOMER_MANAGED_KEY else "",
         "issuer_type": (pool.get("IssuerConfiguration") or {}).get("Type", "ORIGINAL"),
         "tier": pool.get("UserPoolTier"),
     }
@@ -160,7 +161,7 @@ def apply_settings(access: AwsAccess, props: dict[str, Any], key_arn: str | None
             "Plus (components/identity.py sets ESSENTIALS: `pulumi up` without authReplica first). "
             + HOW_TO_PROCEED
         )
-    if current["kms_key_arn"] == key_arn and current["issuer_type"] == UPDATED_ISSUER:
+    if (current["kms_key_arn"] or None) == key_arn and current["issuer_type"] == UPDATED_ISSUER:
         log_progress(f"user pool {user_pool_id} already has its key and the UPDATED issuer")
         return current
     log_progress(f"user pool {user_pool_id}: key {key_arn or 'AWS owned'}, issuer UPDATED")
@@ -267,12 +268,15 @@ def find_replica(access: AwsAccess, props: dict[str, Any]) -> dict[str, Any] | N
 
     client = _cognito(access, props["primary_region"])
     try:
-        for page in client.get_paginator("list_user_pool_replicas").paginate(
-            UserPoolId=props["user_pool_id"]
-        ):
+        token: dict[str, str] = {}
+        while True:  # botocore has no paginator for it: follow NextToken
+            page = client.list_user_pool_replicas(UserPoolId=props["user_pool_id"], **token)
             for replica in page.get("UserPoolReplicas", []):
                 if replica.get("RegionName") == props["replica_region"] and replica.get("Role") != "PRIMARY":
                     return dict(replica)
+            if not page.get("NextToken"):
+                return None
+            token = {"NextToken": page["NextToken"]}
     except client.exceptions.ResourceNotFoundException:
         return None
     except (BotoCoreError, ClientError) as exc:
