@@ -20,6 +20,7 @@ import pytest
 from pulumi.runtime.proto import provider_pb2
 
 from components.dynamic.user_pool_replica import PoolReplicationSettingsProvider, UserPoolReplicaProvider
+from tests.iam_policy import allows, deployer_context, deployer_policy
 from tests.provider_server import ProviderServer, plain, server_environment, with_provider
 
 DIFF_SOME = provider_pb2.DiffResponse.DIFF_SOME
@@ -307,3 +308,79 @@ def test_check_refuses_a_key_that_is_not_multi_region_and_one_region_for_both() 
         {}, {**REPLICA_PROPS, "replica_region": PRIMARY, "timeout_seconds": 0}
     )
     assert [f.property for f in replica.failures] == ["replica_region", "timeout_seconds"]
+
+
+# ---------------------------------------------------------------- the deployer's policy
+
+
+def _deployer_may(operations: list[str], context: dict[str, Any] | None = None) -> dict[str, bool]:
+    policy = deployer_policy()
+    context = context if context is not None else deployer_context(ACCOUNT)
+    pool_arn = f"arn:aws:cognito-idp:{PRIMARY}:{ACCOUNT}:userpool/{POOL_ID}"
+    return {op: allows(policy, f"cognito-idp:{op}", pool_arn, context) for op in sorted(set(operations))}
+
+
+def test_the_deployer_may_make_exactly_the_providers_calls_and_only_on_this_projects_pools(
+    cognito: tuple[FakeCognito, str], provider_server: ProviderServer
+) -> None:
+    fake = cognito[0]
+    made_id, outputs = _create(
+        provider_server, SETTINGS_TOKEN, PoolReplicationSettingsProvider(), SETTINGS_PROPS
+    )
+    provider_server.delete(SETTINGS_TOKEN, "users-identity-replication", made_id, outputs)
+    props = {**REPLICA_PROPS, "deletion_protection": False}
+    made_id, outputs = _create(provider_server, REPLICA_TOKEN, UserPoolReplicaProvider(), props)
+    provider_server.read(REPLICA_TOKEN, "users-identity-replication", made_id, outputs, props)
+    provider_server.delete(REPLICA_TOKEN, "users-identity-replication", made_id, outputs)
+    calls = fake.operations()
+    assert set(calls) == {
+        "DescribeUserPool",
+        "UpdateUserPool",
+        "ListUserPoolReplicas",
+        "CreateUserPoolReplica",
+        "UpdateUserPoolReplica",
+        "DeleteUserPoolReplica",
+    }
+    assert all(_deployer_may(calls).values()), _deployer_may(calls)
+    # Exactly: the policy names no replica operation the provider does not call.
+    replica_actions = {
+        action.split(":", 1)[1]
+        for statement in deployer_policy()["Statement"]
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if action.startswith("cognito-idp:") and "Replica" in action
+    }
+    assert replica_actions == {op for op in calls if "Replica" in op}
+    # Another project's pool: nothing that changes it.
+    other = {**deployer_context(ACCOUNT), "aws:ResourceTag/project": "another-project"}
+    changes = [op for op in calls if not op.startswith(("Describe", "List"))]
+    assert not any(_deployer_may(changes, other).values()), _deployer_may(changes, other)
+
+
+KEY_ACTIONS = [
+    "kms:DescribeKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ReplicateKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateKeyDescription",
+]
+
+
+def test_the_deployer_may_manage_the_multi_region_key_and_its_replica_of_this_project_only() -> None:
+    policy, context = deployer_policy(), deployer_context(ACCOUNT)
+    assert allows(policy, "kms:CreateKey", "*", context)  # in both regions: ReplicateKey creates a key too
+    assert not allows(policy, "kms:CreateKey", "*", {**context, "aws:RequestTag/project": "another-project"})
+    for region in (PRIMARY, SECONDARY):
+        key = f"arn:aws:kms:{region}:{ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+        for action in KEY_ACTIONS:
+            assert allows(policy, action, key, context), (action, region)
+            other = {k: v for k, v in context.items() if k != "aws:RequestTag/project"}
+            other["aws:ResourceTag/project"] = "another-project"
+            assert not allows(policy, action, key, other), (action, region)
