@@ -207,6 +207,7 @@ else:
 # With authReplica, the pool is replicated to the secondary region and each region's authorizer names
 # its own region's pool ARN (docs/identity.md); without it, both name the primary's pool.
 user_pool_arns: dict[str, pulumi.Input[str]] = {}
+auth_replica: AuthReplica | None = None
 if identity is not None:
     user_pool_arns = {region: identity.user_pool_arn for region in config.app_regions}
 if identity is not None and config.auth_replica:
@@ -346,6 +347,12 @@ if identity is not None and identity.web_client_id is not None and auth_host is 
             dns_provider=providers[config.primary_region],
             # Cognito checks that the custom domain's parent (domainName) has an A record.
             after=[routing, *([edge] if edge else [])] if config.domain_name else [],
+            # With authReplica, sign-in follows the primary region's health check to the replica.
+            failover_region=config.secondary_region if auth_replica else None,
+            failover_health_check_id=routing.health_check_ids[config.primary_region]
+            if auth_replica
+            else None,
+            failover_after=[auth_replica.replica] if auth_replica else [],
         ),
         opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
     )

@@ -109,3 +109,31 @@ def test_auth_replica_is_off_by_default_and_must_be_a_boolean() -> None:
     assert parse_config(_raw()).auth_replica is False
     with pytest.raises(ConfigError, match="authReplica"):
         parse_config(_raw(authReplica="yes please"))
+
+
+FAILOVER = "pulumi-python:dynamic/cognito:DomainFailover"
+HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+DOMAIN = "aws:cognito/userPoolDomain:UserPoolDomain"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}],
+    ids=["prefix-domain", "custom-domain"],
+)
+def test_the_managed_login_domain_fails_over_on_the_primarys_health_check(overrides: dict[str, str]) -> None:
+    run = run_program({"authReplica": True, **overrides})
+    failover = run.one(FAILOVER)
+    domain = run.one(DOMAIN)
+    primary_check = run.named(f"users-api-routing-{PRIMARY}-health")  # the mocks' id: <name>-id
+    assert failover.inputs["health_check_id"] == f"{primary_check.name}-id"
+    assert failover.inputs["secondary_region"] == SECONDARY
+    assert failover.inputs["region"] == PRIMARY
+    assert failover.inputs["domain"] == domain.outputs["domain"]
+    assert failover.inputs["managed_login_version"] == domain.inputs["managedLoginVersion"]
+    assert (failover.inputs["certificate_arn"] != "") == bool(overrides)
+    assert run.one(REPLICA).name in run.depends_on[failover.name]
+
+
+def test_without_auth_replica_the_domain_does_not_fail_over(single: ProgramRun) -> None:
+    assert single.of_type(FAILOVER) == []

@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 from pulumi.runtime.proto import provider_pb2
 
-from components.dynamic.user_pool_replica import PoolReplicationSettingsProvider, UserPoolReplicaProvider
+from components.dynamic.user_pool_replica import (
+    DomainFailoverProvider,
+    PoolReplicationSettingsProvider,
+    UserPoolReplicaProvider,
+)
 from tests.iam_policy import allows, deployer_context, deployer_policy
 from tests.provider_server import ProviderServer, plain, server_environment, with_provider
 
@@ -31,6 +35,7 @@ POOL_ID = f"{PRIMARY}_AbCdEf123"
 KEY_ARN = f"arn:aws:kms:{PRIMARY}:{ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
 REPLICA_TOKEN = "dynamic/cognito:UserPoolReplica"
 SETTINGS_TOKEN = "dynamic/cognito:PoolReplicationSettings"
+DOMAIN = "dsql-users-api-prod-2a33349e"
 TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 
 
@@ -52,12 +57,25 @@ class FakeCognito:
         }
         self.eligible = eligible
         self.replicas: dict[str, str] = {}
+        self.domain: dict[str, Any] | None = {
+            "Domain": DOMAIN,
+            "UserPoolId": POOL_ID,
+            "ManagedLoginVersion": 2,
+        }
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def handle(self, operation: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.calls.append((operation, body))
+        if operation == "DescribeUserPoolDomain":  # by domain name; an unknown domain is an empty answer
+            found = self.domain if self.domain and body["Domain"] == self.domain["Domain"] else {}
+            return 200, {"DomainDescription": found}
         if self.pool is None or body.get("UserPoolId") != POOL_ID:
             return 400, {"__type": "ResourceNotFoundException", "message": "User pool does not exist."}
+        if operation == "UpdateUserPoolDomain":
+            if self.domain is None or body["Domain"] != self.domain["Domain"]:
+                return 400, {"__type": "ResourceNotFoundException", "message": "Domain does not exist."}
+            self.domain = {**self.domain, **{k: v for k, v in body.items() if k != "Domain"}}
+            return 200, {"ManagedLoginVersion": body.get("ManagedLoginVersion")}
         if operation == "DescribeUserPool":
             return 200, {"UserPool": self.pool}
         if operation == "UpdateUserPool":
@@ -308,6 +326,69 @@ def test_check_refuses_a_key_that_is_not_multi_region_and_one_region_for_both() 
         {}, {**REPLICA_PROPS, "replica_region": PRIMARY, "timeout_seconds": 0}
     )
     assert [f.property for f in replica.failures] == ["replica_region", "timeout_seconds"]
+
+
+FAILOVER_TOKEN = "dynamic/cognito:DomainFailover"
+FAILOVER_PROPS = {
+    "domain": DOMAIN,
+    "user_pool_id": POOL_ID,
+    "region": PRIMARY,
+    "managed_login_version": 2,
+    "health_check_id": "abcdef01-2345-6789-abcd-ef0123456789",
+    "secondary_region": SECONDARY,
+    "certificate_arn": "",
+}
+
+
+def test_the_domain_fails_over_is_read_repaired_and_stops_failing_over_on_delete(
+    cognito: tuple[FakeCognito, str], provider_server: ProviderServer
+) -> None:
+    fake = cognito[0]
+    made_id, outputs = _create(provider_server, FAILOVER_TOKEN, DomainFailoverProvider(), FAILOVER_PROPS)
+    wanted = {
+        "Failover": {
+            "PrimaryRoute53HealthCheckId": FAILOVER_PROPS["health_check_id"],
+            "SecondaryRegion": SECONDARY,
+        }
+    }
+    [(_, update)] = [call for call in fake.calls if call[0] == "UpdateUserPoolDomain"]
+    # The domain's own settings go with it (UpdateUserPoolDomain sets what it is given).
+    assert update == {"Domain": DOMAIN, "UserPoolId": POOL_ID, "ManagedLoginVersion": 2, "Routing": wanted}
+    read = provider_server.read(
+        FAILOVER_TOKEN, "users-login-domain-failover", made_id, outputs, FAILOVER_PROPS
+    )
+    assert read.id == made_id and plain(read.properties)["secondary_region"] == SECONDARY
+
+    # Drift: routing removed behind the stack's back reads as a diff; the update restores it.
+    assert fake.domain is not None
+    fake.domain["Routing"] = {}
+    read = provider_server.read(
+        FAILOVER_TOKEN, "users-login-domain-failover", made_id, outputs, FAILOVER_PROPS
+    )
+    drifted = plain(read.properties)
+    news = provider_server.check(
+        FAILOVER_TOKEN,
+        "users-login-domain-failover",
+        drifted,
+        with_provider(DomainFailoverProvider(), FAILOVER_PROPS),
+    ).inputs
+    diff = provider_server.diff(
+        FAILOVER_TOKEN, "users-login-domain-failover", made_id, drifted, news, drifted
+    )
+    assert (diff.changes, list(diff.replaces)) == (DIFF_SOME, [])
+    provider_server.update(FAILOVER_TOKEN, "users-login-domain-failover", made_id, drifted, news, drifted)
+    assert fake.domain["Routing"] == wanted
+
+    # Delete turns the failover off; a deleted domain reads as gone and deletes as nothing.
+    provider_server.delete(FAILOVER_TOKEN, "users-login-domain-failover", made_id, outputs)
+    assert fake.domain["Routing"] == {}
+    fake.domain = None
+    gone = provider_server.read(
+        FAILOVER_TOKEN, "users-login-domain-failover", made_id, outputs, FAILOVER_PROPS
+    )
+    assert gone.id == ""
+    provider_server.delete(FAILOVER_TOKEN, "users-login-domain-failover", made_id, outputs)
+    assert all(_deployer_may(["UpdateUserPoolDomain", "DescribeUserPoolDomain"]).values())
 
 
 # ---------------------------------------------------------------- the deployer's policy

@@ -484,3 +484,136 @@ class UserPoolReplica(pulumi.dynamic.Resource, module="cognito", name="UserPoolR
             "user_pool_arn": None,
         }
         super().__init__(UserPoolReplicaProvider(), name, props, opts)
+
+
+# ---------------------------------------------------------------- the managed-login domain's failover
+
+DOMAIN_REPLACE_KEYS = ("domain", "user_pool_id", "region")
+DOMAIN_UPDATE_KEYS = ("health_check_id", "secondary_region", "managed_login_version", "certificate_arn")
+
+
+def _domain_request(props: dict[str, Any], routing: dict[str, Any]) -> dict[str, Any]:
+    """UpdateUserPoolDomain's parameters: the domain as pulumi-aws made it, plus ``routing``."""
+    request: dict[str, Any] = {
+        "Domain": props["domain"],
+        "UserPoolId": props["user_pool_id"],
+        "ManagedLoginVersion": int(props["managed_login_version"]),
+        "Routing": routing,
+    }
+    if props.get("certificate_arn"):
+        request["CustomDomainConfig"] = {"CertificateArn": props["certificate_arn"]}
+    return request
+
+
+def set_domain_routing(access: AwsAccess, props: dict[str, Any], failover: bool) -> None:
+    """Fail the domain over to ``secondary_region`` on the health check (or, ``failover`` False, not)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    routing = (
+        {
+            "Failover": {
+                "PrimaryRoute53HealthCheckId": props["health_check_id"],
+                "SecondaryRegion": props["secondary_region"],
+            }
+        }
+        if failover
+        else {}
+    )
+    log_progress(f"managed-login domain {props['domain']}: failover {'on' if failover else 'off'}")
+    try:
+        _cognito(access, props["region"]).update_user_pool_domain(**_domain_request(props, routing))
+    except (BotoCoreError, ClientError) as exc:
+        raise ReplicationError(
+            f"UpdateUserPoolDomain {props['domain']} ({props['region']}) failed: {exc}. Failover needs an "
+            "ACTIVE replica in the secondary region and a Route 53 health check of the primary region"
+        ) from None
+
+
+class DomainFailoverProvider(AwsAccessProvider):
+    """The managed-login domain's failover to the replica region; safe to pickle."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
+        failures = []
+        for key in ("health_check_id", "secondary_region", "domain"):
+            value = news.get(key)
+            if not is_unknown(value) and not (isinstance(value, str) and value):
+                failures.append(
+                    pulumi.dynamic.CheckFailure(key, f"{key} is required for the domain's failover")
+                )
+        if not is_unknown(news.get("secondary_region")) and news.get("secondary_region") == news.get(
+            "region"
+        ):
+            failures.append(
+                pulumi.dynamic.CheckFailure("secondary_region", "the domain fails over to another region")
+            )
+        return pulumi.dynamic.CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
+        replaces = changed_keys(olds, news, DOMAIN_REPLACE_KEYS)
+        updates = changed_keys(olds, news, DOMAIN_UPDATE_KEYS)
+        return pulumi.dynamic.DiffResult(changes=bool(replaces or updates), replaces=replaces)
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        set_domain_routing(self.access, props, True)
+        return pulumi.dynamic.CreateResult(props["domain"], dict(props))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
+        set_domain_routing(self.access, news, True)
+        return pulumi.dynamic.UpdateResult(dict(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = _cognito(self.access, props["region"])
+        try:
+            description = (
+                client.describe_user_pool_domain(Domain=props["domain"]).get("DomainDescription") or {}
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise ReplicationError(f"DescribeUserPoolDomain {props['domain']} failed: {exc}") from None
+        if description.get("UserPoolId") != props["user_pool_id"]:
+            return pulumi.dynamic.ReadResult("", {})  # the domain is gone (or another pool's)
+        failover = (description.get("Routing") or {}).get("Failover") or {}
+        return pulumi.dynamic.ReadResult(
+            id_,
+            {
+                **props,
+                # "" (not None, which the engine drops) when not routed: a diff that `pulumi up` repairs
+                "health_check_id": failover.get("PrimaryRoute53HealthCheckId", ""),
+                "secondary_region": failover.get("SecondaryRegion", ""),
+            },
+        )
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        client = _cognito(self.access, props["region"])
+        description = client.describe_user_pool_domain(Domain=props["domain"]).get("DomainDescription") or {}
+        if description.get("UserPoolId") == props["user_pool_id"]:
+            set_domain_routing(self.access, props, False)
+
+
+class DomainFailover(pulumi.dynamic.Resource, module="cognito", name="DomainFailover"):
+    """The managed-login domain follows the primary region's health check to the replica region."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        domain: pulumi.Input[str],
+        user_pool_id: pulumi.Input[str],
+        region: pulumi.Input[str],
+        managed_login_version: pulumi.Input[int],
+        health_check_id: pulumi.Input[str],
+        secondary_region: pulumi.Input[str],
+        certificate_arn: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "domain": domain,
+            "user_pool_id": user_pool_id,
+            "region": region,
+            "managed_login_version": managed_login_version,
+            "health_check_id": health_check_id,
+            "secondary_region": secondary_region,
+            "certificate_arn": certificate_arn or "",
+        }
+        super().__init__(DomainFailoverProvider(), name, props, opts)
