@@ -24,7 +24,7 @@ from components.dynamic.user_pool_replica import (
     PoolReplicationSettingsProvider,
     UserPoolReplicaProvider,
 )
-from tests.iam_policy import allows, deployer_context, deployer_policy
+from tests.iam_policy import POLICY_DIR, allows, deployer_context, deployer_policy, load_policy
 from tests.provider_server import ProviderServer, plain, server_environment, with_provider
 
 DIFF_SOME = provider_pb2.DiffResponse.DIFF_SOME
@@ -465,3 +465,24 @@ def test_the_deployer_may_manage_the_multi_region_key_and_its_replica_of_this_pr
             other = {k: v for k, v in context.items() if k != "aws:RequestTag/project"}
             other["aws:ResourceTag/project"] = "another-project"
             assert not allows(policy, action, key, other), (action, region)
+
+
+def test_the_previewer_may_make_the_reads_of_a_refresh() -> None:
+    """`refresh: always` runs every read above under the previewer role too."""
+    previewer = load_policy(POLICY_DIR / "previewer.json")
+    context = deployer_context(ACCOUNT)
+    pool_arn = f"arn:aws:cognito-idp:{PRIMARY}:{ACCOUNT}:userpool/{POOL_ID}"
+    for action in ("DescribeUserPool", "ListUserPoolReplicas"):
+        assert allows(previewer, f"cognito-idp:{action}", pool_arn, context), action
+    assert allows(previewer, "cognito-idp:DescribeUserPoolDomain", "*", context)
+    for region in (PRIMARY, SECONDARY):
+        key = f"arn:aws:kms:{region}:{ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+        for action in (
+            "kms:DescribeKey",
+            "kms:GetKeyPolicy",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
+        ):
+            assert allows(previewer, action, key, context), action
+    for action in ("cognito-idp:UpdateUserPoolReplica", "cognito-idp:UpdateUserPool"):
+        assert not allows(previewer, action, pool_arn, context), action
