@@ -427,8 +427,8 @@ class UserPoolReplicaProvider(AwsAccessProvider):
         if props.get("deletion_protection"):
             raise ReplicationError(
                 f"deletion protection is on for the {_label(props)}; nothing was changed. To remove it: "
-                "`pulumi config set deletionProtection false`, `pulumi up`, then `pulumi destroy` (or "
-                "`pulumi config set authReplica false` and `pulumi up`)"
+                "`pulumi config set deletionProtection false` and `pulumi up` (nothing else changes), then "
+                "`pulumi config set authReplica false` and `pulumi up` again (or `pulumi destroy`)"
             )
         from botocore.exceptions import BotoCoreError, ClientError
 
