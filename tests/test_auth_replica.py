@@ -91,6 +91,22 @@ def test_each_region_authorizes_on_its_own_regions_pool(replicated: ProgramRun) 
     assert replicated.outputs["userPoolArns"] == {PRIMARY: pool.outputs["arn"], SECONDARY: secondary[0]}
 
 
+def test_a_token_of_either_region_is_accepted_by_both_apis(replicated: ProgramRun) -> None:
+    """Same pool ID behind both authorizers, one UPDATED issuer for both regions' tokens, and the same
+    app clients (the ``aud`` each function accepts) in both regions."""
+    pool_id = replicated.one(POOL).outputs["id"]
+    for region in (PRIMARY, SECONDARY):
+        [arn] = _authorizer_arns(replicated, region)
+        assert arn.endswith(f":userpool/{pool_id}") and f":{region}:" in arn
+    issuer = replicated.outputs["userPoolIssuer"]
+    assert issuer == f"https://issuer-cognito-idp.{PRIMARY}.amazonaws.com/{pool_id}"  # not per region
+    audiences = {
+        replicated.named(f"users-api-{region}-function").inputs["environment"]["variables"]["AUTH_CLIENT_IDS"]
+        for region in (PRIMARY, SECONDARY)
+    }
+    assert len(audiences) == 1
+
+
 def test_without_auth_replica_nothing_is_added_and_both_regions_use_the_one_pool(single: ProgramRun) -> None:
     for typ in (KEY, REPLICA_KEY, SETTINGS, REPLICA):
         assert single.of_type(typ) == []

@@ -50,7 +50,14 @@ class FakeCognito:
             "UserPoolTier": tier,
             "DeletionProtection": "ACTIVE",
             "AutoVerifiedAttributes": ["email"],
-            "Policies": {"PasswordPolicy": {"MinimumLength": 12, "PasswordHistorySize": 5}},
+            "Policies": {
+                "PasswordPolicy": {
+                    "MinimumLength": 12,
+                    "PasswordHistorySize": 5,
+                    "TemporaryPasswordValidityDays": 7,
+                }
+            },
+            "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True, "UnusedAccountValidityDays": 7},
             "EstimatedNumberOfUsers": 3,
             "KeyConfiguration": {"KeyType": "AWS_OWNED_KEY"},
             "IssuerConfiguration": {"Type": "ORIGINAL"},
@@ -202,6 +209,7 @@ def test_the_pool_takes_the_key_and_issuer_without_losing_its_configuration(
     assert update["Policies"]["PasswordPolicy"]["MinimumLength"] == 12
     assert update["DeletionProtection"] == "ACTIVE" and update["UserPoolTier"] == "ESSENTIALS"
     assert "EstimatedNumberOfUsers" not in update and "Arn" not in update
+    assert update["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}  # not with its replacement
 
     # Drift: the pool back on an AWS owned key reads as a diff, and the update sets the key again.
     assert fake.pool is not None

@@ -114,6 +114,13 @@ def update_request(pool: dict[str, Any], client: Any, key_arn: str | None) -> di
     request = {
         k: _fit(v, shape.members[k]) for k, v in current.items() if k in shape.members and v is not None
     }
+    # The deprecated UnusedAccountValidityDays cannot be sent with its replacement
+    # (PasswordPolicy.TemporaryPasswordValidityDays), which DescribeUserPool may return together.
+    temporary_days = (
+        (request.get("Policies") or {}).get("PasswordPolicy", {}).get("TemporaryPasswordValidityDays")
+    )
+    if temporary_days is not None and "AdminCreateUserConfig" in request:
+        request["AdminCreateUserConfig"].pop("UnusedAccountValidityDays", None)
     request["KeyConfiguration"] = (
         {"KeyType": CUSTOMER_MANAGED_KEY, "KmsKeyArn": key_arn} if key_arn else {"KeyType": "AWS_OWNED_KEY"}
     )
