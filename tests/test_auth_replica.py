@@ -153,3 +153,11 @@ def test_the_managed_login_domain_fails_over_on_the_primarys_health_check(overri
 
 def test_without_auth_replica_the_domain_does_not_fail_over(single: ProgramRun) -> None:
     assert single.of_type(FAILOVER) == []
+
+
+def test_the_policy_pack_finds_nothing_with_auth_replica(replicated: ProgramRun) -> None:
+    """The pack's invariants (an authorizer on a user pool in every API, tags, ...) hold with the
+    secondary's authorizer on the replica."""
+    from tests.test_policy_pack import program_violations
+
+    assert {name: found for name, found in program_violations(replicated).items() if found} == {}
