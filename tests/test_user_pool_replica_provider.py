@@ -473,6 +473,9 @@ def test_the_deployer_may_manage_the_multi_region_key_and_its_replica_of_this_pr
             other = {k: v for k, v in context.items() if k != "aws:RequestTag/project"}
             other["aws:ResourceTag/project"] = "another-project"
             assert not allows(policy, action, key, other), (action, region)
+        # Not even the tag that would bring another project's key into reach.
+        retag = {**context, "aws:ResourceTag/project": "another-project"}
+        assert not allows(policy, "kms:TagResource", key, retag), region
 
 
 def test_the_previewer_may_make_the_reads_of_a_refresh() -> None:
