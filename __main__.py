@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 
+from components.auth_replica import AuthReplica, AuthReplicaArgs
 from components.boundary import register_boundary
 from components.config import load_config
 from components.dsql_cluster import DsqlMultiRegionCluster, DsqlMultiRegionClusterArgs
@@ -203,6 +204,29 @@ else:
     pulumi.export("userPoolIssuer", identity.issuer_url)
     pulumi.export("userPoolSmokeClientId", identity.smoke_client_id)
 
+# With authReplica, the pool is replicated to the secondary region and each region's authorizer names
+# its own region's pool ARN (docs/identity.md); without it, both name the primary's pool.
+user_pool_arns: dict[str, pulumi.Input[str]] = {}
+auth_replica: AuthReplica | None = None
+if identity is not None:
+    user_pool_arns = {region: identity.user_pool_arn for region in config.app_regions}
+if identity is not None and config.auth_replica:
+    auth_replica = AuthReplica(
+        "users-identity-replication",
+        AuthReplicaArgs(
+            user_pool_id=identity.user_pool_id,
+            primary_region=config.primary_region,
+            secondary_region=config.secondary_region,
+            primary_provider=providers[config.primary_region],
+            secondary_provider=providers[config.secondary_region],
+            deletion_protection=config.deletion_protection,
+            tags=tags,
+        ),
+    )
+    user_pool_arns.update(auth_replica.user_pool_arns)
+    pulumi.export("userPoolIssuer", auth_replica.issuer_url)
+    pulumi.export("userPoolArns", user_pool_arns)
+
 # One API per region against its own cluster; each function waits for the schema and its role mapping.
 apps = {
     cluster.region: RegionalApp(
@@ -214,7 +238,7 @@ apps = {
             cluster_endpoint=cluster.endpoint,
             schema=schema,
             artifacts=artifacts,
-            user_pool_arn=identity.user_pool_arn if identity else None,
+            user_pool_arn=user_pool_arns.get(cluster.region),
             user_pool_client_ids=identity.client_ids if identity else (),
             manage_api_gateway_account=config.manage_api_gateway_account,
         ),
@@ -323,6 +347,12 @@ if identity is not None and identity.web_client_id is not None and auth_host is 
             dns_provider=providers[config.primary_region],
             # Cognito checks that the custom domain's parent (domainName) has an A record.
             after=[routing, *([edge] if edge else [])] if config.domain_name else [],
+            # With authReplica, sign-in follows the primary region's health check to the replica.
+            failover_region=config.secondary_region if auth_replica else None,
+            failover_health_check_id=routing.health_check_ids[config.primary_region]
+            if auth_replica
+            else None,
+            failover_after=[auth_replica.replica] if auth_replica else [],
         ),
         opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
     )

@@ -108,6 +108,9 @@ class StackConfig:
     (private S3 bucket behind CloudFront); with authMode cognito only."""
     auth_domain_prefix: str | None = None
     """Prefix of the Cognito managed-login domain; None derives one from project, stack and account."""
+    auth_replica: bool = False
+    """Replicate the user pool to the secondary region (Cognito multi-Region replication, a paid add-on):
+    a multi-Region KMS key, the UPDATED issuer and an ACTIVE replica; with authMode cognito only."""
 
     @property
     def app_regions(self) -> tuple[str, str]:
@@ -153,6 +156,7 @@ KEYS: dict[str, str] = {
     "permissionsBoundaryArn": "permissions_boundary_arn",
     "webClient": "web_client",
     "authDomainPrefix": "auth_domain_prefix",
+    "authReplica": "auth_replica",
 }
 # Keys still declared so that an old stack file gets a clear message instead of an unknown-key error.
 RETIRED = {
@@ -260,6 +264,12 @@ def _check_relations(config: StackConfig, project: str) -> None:
         )
     _check_edge_and_drill(config, project)
     _check_snap_start(config, project)
+    if config.auth_replica and config.auth_mode != "cognito":
+        raise ConfigError(
+            f"{project}:authReplica is true but {project}:authMode is {config.auth_mode!r}; the replica "
+            "is a copy of the Cognito user pool: `pulumi config set authMode cognito`, or "
+            "`pulumi config set authReplica false`"
+        )
 
 
 def _check_edge_and_drill(config: StackConfig, project: str) -> None:
@@ -514,6 +524,7 @@ _PARSERS: dict[str, Callable[[str, str, str], object]] = {
     ),
     "webClient": _boolean,
     "authDomainPrefix": _auth_domain_prefix,
+    "authReplica": _boolean,
 }
 
 

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT
+from components.dynamic.user_pool_replica import DomainFailover
 from components.global_routing import validation_record_for
 
 MANAGED_LOGIN_VERSION = 2  # 1 is the classic hosted UI
@@ -88,6 +89,12 @@ class ManagedLoginArgs:
     dns_provider: aws.Provider | None = None
     after: Sequence[pulumi.Resource] = ()
     """What creates the parent domain's A record (Cognito checks it when the domain is created)."""
+    failover_region: str | None = None
+    """With authReplica: the replica's region, where the domain fails over (None: no failover)."""
+    failover_health_check_id: pulumi.Input[str] | None = None
+    """The primary region's Route 53 health check that moves the domain to ``failover_region``."""
+    failover_after: Sequence[pulumi.Resource] = ()
+    """The ACTIVE replica, which must exist before the domain can fail over to it."""
 
     def __post_init__(self) -> None:
         if self.custom_domain is None and self.domain_prefix is None:
@@ -136,6 +143,18 @@ class ManagedLogin(pulumi.ComponentResource):
             self.domain = pulumi.Output.from_input(args.custom_domain)
         else:
             self.domain = domain.domain.apply(lambda prefix: prefix_domain_host(prefix, args.region))
+        if args.failover_region and args.failover_health_check_id is not None:
+            DomainFailover(
+                f"{name}-domain-failover",
+                domain=domain.domain,
+                user_pool_id=args.user_pool_id,
+                region=args.region,
+                managed_login_version=MANAGED_LOGIN_VERSION,
+                health_check_id=args.failover_health_check_id,
+                secondary_region=args.failover_region,
+                certificate_arn=certificate_arn,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[domain, *args.failover_after]),
+            )
         aws.cognito.ManagedLoginBranding(
             f"{name}-branding",
             user_pool_id=args.user_pool_id,

@@ -146,6 +146,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
 def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inputs: dict) -> dict:
     """The computed outputs AWS would add for the resource types this program uses."""
     region = region or "us-east-1"
+    if typ == "pulumi-python:dynamic/cognito:UserPoolReplica":  # same pool ID, the replica's region
+        pool = inputs.get("user_pool_id")
+        return {
+            "user_pool_arn": f"arn:aws:cognito-idp:{inputs.get('replica_region')}:{ACCOUNT}:userpool/{pool}"
+        }
+    if typ == "pulumi-python:dynamic/cognito:PoolReplicationSettings":
+        pool, home = inputs.get("user_pool_id"), inputs.get("region")
+        return {"issuer_url": f"https://issuer-cognito-idp.{home}.amazonaws.com/{pool}"}
     if typ == "aws:dsql/cluster:Cluster":
         identifier = (name.replace("-", "") + "a" * 26)[:26]
         return {

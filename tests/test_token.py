@@ -279,3 +279,50 @@ def test_srp_main_prints_only_the_token(
     )
     out = capsys.readouterr().out
     assert code == 0 and len(out.strip().split(".")) == 3 and out.count("\n") == 1
+
+
+def test_srp_falls_back_to_the_replica_region_when_the_primary_cannot_be_reached(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With authReplica the stack exports each region's pool ARN; sign-in tries the pool's region, then
+    the replica (same pool ID and client) when Cognito in the primary region cannot be reached."""
+    pool = "us-east-1_AbCdEf123"
+    outputs = {
+        "userPoolId": pool,
+        "userPoolClientId": "client",
+        "userPoolArns": {
+            region: f"arn:aws:cognito-idp:{region}:123456789012:userpool/{pool}"
+            for region in ("us-east-1", "us-east-2")
+        },
+    }
+    tried: list[str | None] = []
+
+    def fake_srp(*args: object, region: str | None = None, **kwargs: object) -> str:
+        tried.append(region)
+        if region == "us-east-1":
+            raise tool.CognitoUnreachable("could not reach Cognito: connect timeout")
+        return "header.claims.signature"
+
+    monkeypatch.setattr(tool, "srp_sign_in", fake_srp)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw\n"))
+    argv = ["--from-stack", "--srp", "--username", "ann@example.com", "--password-stdin"]
+    assert tool.main(argv, outputs=outputs) == 0
+    captured = capsys.readouterr()
+    assert tried == ["us-east-1", "us-east-2"]
+    assert captured.out == "header.claims.signature\n"
+    assert "trying us-east-2" in captured.err
+
+    # --region goes straight to one region; a region without a replica is refused with the fix.
+    tried.clear()
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw\n"))
+    assert tool.main([*argv, "--region", "us-east-2"], outputs=outputs) == 0
+    assert tried == ["us-east-2"]
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw\n"))
+    assert tool.main([*argv, "--region", "eu-west-1"], outputs=outputs) == 2
+    assert "authReplica true" in capsys.readouterr().err
+
+    # Without replicas, an unreachable primary is the error itself.
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("pw\n"))
+    single = {k: v for k, v in outputs.items() if k != "userPoolArns"}
+    assert tool.main(argv, outputs=single) == 2
+    assert "could not reach Cognito" in capsys.readouterr().err

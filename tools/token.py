@@ -46,11 +46,16 @@ AUTH_DOMAIN_OUTPUT = "authDomain"
 WEB_CLIENT_ID_OUTPUT = "webClientId"
 USER_POOL_ID_OUTPUT = "userPoolId"
 PUBLIC_CLIENT_ID_OUTPUT = "userPoolClientId"
+USER_POOL_ARNS_OUTPUT = "userPoolArns"  # with authReplica: the pool ARN of each region
 DEFAULT_TIMEOUT_SECONDS = 300.0
 
 
 class TokenError(Exception):
     """Signing in did not produce a token; the message says why and what to do."""
+
+
+class CognitoUnreachable(TokenError):
+    """Cognito's endpoint in one region could not be reached: another region's replica may answer."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,17 @@ class StackSignIn:
     web_client_id: str | None
     user_pool_id: str | None
     public_client_id: str | None
+    replica_regions: tuple[str, ...] = ()
+    """Regions other than the pool's own where a replica signs users in (authReplica)."""
 
     @property
     def region(self) -> str:
         return (self.user_pool_id or "").partition("_")[0]
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Where SRP sign-in can go: the pool's own region first, then its replicas."""
+        return (self.region, *(r for r in self.replica_regions if r != self.region))
 
 
 def sign_in_from_outputs(outputs: Mapping[str, Any]) -> StackSignIn:
@@ -79,11 +91,13 @@ def sign_in_from_outputs(outputs: Mapping[str, Any]) -> StackSignIn:
         value = outputs.get(key)
         return str(value) if value else None
 
+    arns = outputs.get(USER_POOL_ARNS_OUTPUT)
     return StackSignIn(
         text(AUTH_DOMAIN_OUTPUT),
         text(WEB_CLIENT_ID_OUTPUT),
         text(USER_POOL_ID_OUTPUT),
         text(PUBLIC_CLIENT_ID_OUTPUT),
+        tuple(sorted(arns)) if isinstance(arns, Mapping) else (),
     )
 
 
@@ -245,9 +259,17 @@ def browser_sign_in(
 # ----------------------------------------------------------------- SRP, where no browser exists
 
 
-def srp_sign_in(user_pool_id: str, client_id: str, username: str, password: str, cognito: Any = None) -> str:
+def srp_sign_in(
+    user_pool_id: str,
+    client_id: str,
+    username: str,
+    password: str,
+    cognito: Any = None,
+    region: str | None = None,
+) -> str:
     """An ID token through Cognito's USER_SRP_AUTH (pycognito computes the proof; the password is not
-    sent). ``cognito`` is a cognito-idp client of the pool's region (default: an unsigned one)."""
+    sent). ``cognito`` is a cognito-idp client (default: an unsigned one of ``region``, by default the
+    pool's own region; with authReplica a replica region signs in the same users with the same pool ID)."""
     from botocore.exceptions import BotoCoreError, ClientError
     from pycognito.aws_srp import AWSSRP
     from pycognito.exceptions import ForceChangePasswordException, SoftwareTokenMFAChallengeException
@@ -260,7 +282,7 @@ def srp_sign_in(user_pool_id: str, client_id: str, username: str, password: str,
         # InitiateAuth and RespondToAuthChallenge are unauthenticated calls of a public client.
         cognito = boto3.client(
             "cognito-idp",
-            region_name=user_pool_id.partition("_")[0],
+            region_name=region or user_pool_id.partition("_")[0],
             config=Config(signature_version=UNSIGNED),
         )
     srp = AWSSRP(
@@ -284,11 +306,31 @@ def srp_sign_in(user_pool_id: str, client_id: str, username: str, password: str,
             f"Cognito refused the sign-in: {error.get('Code')}: {error.get('Message')}"
         ) from None
     except BotoCoreError as problem:
-        raise TokenError(f"could not reach Cognito: {problem}") from None
+        raise CognitoUnreachable(f"could not reach Cognito: {problem}") from None
     result = answer.get("AuthenticationResult") or {}
     if "IdToken" not in result:
         raise TokenError(f"Cognito asked for {answer.get('ChallengeName')}, which this tool does not answer")
     return str(result["IdToken"])
+
+
+def srp_in_regions(stack: StackSignIn, username: str, password: str, region: str | None = None) -> str:
+    """SRP sign-in at ``region``, or at the pool's region and then, if Cognito there cannot be reached,
+    at each replica region in turn (a primary-region outage)."""
+    assert stack.user_pool_id and stack.public_client_id
+    if region is not None and region not in stack.regions:
+        raise TokenError(
+            f"the pool has no replica in {region}; it signs in at {', '.join(stack.regions)} "
+            "(`pulumi config set authReplica true` replicates it to the secondary region)"
+        )
+    regions = (region,) if region else stack.regions
+    for index, where in enumerate(regions):
+        try:
+            return srp_sign_in(stack.user_pool_id, stack.public_client_id, username, password, region=where)
+        except CognitoUnreachable as problem:
+            if index == len(regions) - 1:
+                raise
+            print(f"tools.token: Cognito in {where}: {problem}; trying {regions[index + 1]}", file=sys.stderr)
+    raise TokenError("no region to sign in at")  # unreachable: regions is never empty
 
 
 # ----------------------------------------------------------------- command line
@@ -306,6 +348,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--password-stdin", action="store_true", help="with --srp: read the password from stdin"
     )
+    parser.add_argument(
+        "--region",
+        help="with --srp: sign in at this region's Cognito endpoint (with authReplica, the secondary's "
+        "replica); default: the pool's region, then each replica region if it cannot be reached",
+    )
     parser.add_argument("--no-browser", action="store_true", help="print the sign-in address, open nothing")
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds to wait for the browser"
@@ -313,8 +360,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.srp and not args.username:
         parser.error("--srp needs --username (the user's e-mail address)")
-    if not args.srp and (args.username or args.password_stdin):
-        parser.error("--username and --password-stdin go with --srp")
+    if not args.srp and (args.username or args.password_stdin or args.region):
+        parser.error("--username, --password-stdin and --region go with --srp")
     return args
 
 
@@ -326,7 +373,7 @@ def main(argv: Sequence[str] | None = None, outputs: Mapping[str, Any] | None = 
             if not stack.public_client_id or not stack.user_pool_id:
                 raise TokenError(f"the stack has no {PUBLIC_CLIENT_ID_OUTPUT} output to sign in with SRP")
             password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
-            token = srp_sign_in(stack.user_pool_id, stack.public_client_id, args.username, password)
+            token = srp_in_regions(stack, args.username, password, args.region)
         else:
             if not stack.auth_domain or not stack.web_client_id:
                 raise TokenError(
