@@ -22,6 +22,7 @@ EVERY_OPTION = {
     "drillSchedule": "rate(7 days)",
     "xrayTracing": True,
     "lambdaSnapStart": True,
+    "authReplica": True,
 }
 
 

@@ -107,7 +107,9 @@ def longest_names_run() -> list[Registered]:
     primary, secondary, witness = longest_regions()
     regions = {"primaryRegion": primary, "secondaryRegion": secondary, "witnessRegion": witness}
     # SnapStart is not offered everywhere; the longest names do not depend on it.
-    run = run_ops_program({**EVERYTHING, **regions, "lambdaSnapStart": False}, stack_name=LONGEST_STACK)
+    run = run_ops_program(
+        {**EVERYTHING, **regions, "lambdaSnapStart": False, "authReplica": True}, stack_name=LONGEST_STACK
+    )
     return run.resources
 
 

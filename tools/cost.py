@@ -54,6 +54,9 @@ FREE = {
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "a bucket setting",
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": "SSE-S3 costs nothing",
     "aws:s3/bucketVersioning:BucketVersioning": "a bucket setting (old versions of a few small files)",
+    "pulumi-python:dynamic/cognito:PoolReplicationSettings": "pool settings (key, issuer) changed at deploy time",
+    "pulumi-python:dynamic/cognito:UserPoolReplica": "Cognito bills the replica per monthly active user, not idle (docs/identity.md)",
+    "pulumi-python:dynamic/cognito:DomainFailover": "a setting of the managed-login domain",
     "pulumi-python:dynamic/lambda:PublishedVersion": "waits for a published version at deploy time (GetFunctionConfiguration)",
     "aws:apigateway/account:Account": "account setting",
     "aws:apigateway/deployment:Deployment": "no charge; requests are priced per REST API",
@@ -369,6 +372,7 @@ IDLE_RULES: dict[str, IdleRule] = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
     "aws:route53/healthCheck:HealthCheck": _health_check,
     "aws:kms/key:Key": _kms,
+    "aws:kms/replicaKey:ReplicaKey": _kms,  # a multi-Region replica key is billed as a key of its own
     "aws:wafv2/webAcl:WebAcl": _web_acl,
     "aws:dsql/cluster:Cluster": _cluster,
     "aws:cognito/userPool:UserPool": _user_pool,
