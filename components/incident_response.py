@@ -169,7 +169,20 @@ def runbook_definition(
         },
     }
     if health_alarms:
-        states["IsHealthCheckAlarm"] = {
+        states.update(_health_states(health_alarms, health_check_ids))
+    return {
+        "Comment": "Incident runbook: tell the on-call what alarmed, where, and which regions serve now",
+        "QueryLanguage": "JSONata",
+        "StartAt": "ReadAlarm",
+        "States": states,
+    }
+
+
+def _health_states(health_alarms: Mapping[str, str], health_check_ids: Mapping[str, str]) -> dict[str, Any]:
+    """For a health-check alarm: read every region's health check (how many checkers see it healthy),
+    so the message can say which regions Route 53 serves now; a failed read is reported, not fatal."""
+    return {
+        "IsHealthCheckAlarm": {
             "Type": "Choice",
             "Choices": [
                 {
@@ -178,8 +191,8 @@ def runbook_definition(
                 }
             ],
             "Default": "Notify",
-        }
-        states["ReadHealthChecks"] = {
+        },
+        "ReadHealthChecks": {
             "Type": "Map",
             "Items": [
                 {"region": region, "healthCheckId": health_check_id}
@@ -215,12 +228,7 @@ def runbook_definition(
                 }
             ],
             "Next": "Notify",
-        }
-    return {
-        "Comment": "Incident runbook: tell the on-call what alarmed, where, and which regions serve now",
-        "QueryLanguage": "JSONata",
-        "StartAt": "ReadAlarm",
-        "States": states,
+        },
     }
 
 
