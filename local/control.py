@@ -19,26 +19,24 @@ its own name, and is answered 421 with a JSON body, before anything is read or c
 from __future__ import annotations
 
 import json
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from local.launcher import LocalApp, LocalAppError
+from local.loopback import LoopbackServer
 
 MAX_BODY = 1024
 
 
-class ControlServer(ThreadingHTTPServer):
+class ControlServer(LoopbackServer):
     """Bound at once (so a port in use fails before anything else starts), serving once ``serve(app)``."""
 
-    daemon_threads = True
     app: LocalApp
     run_id: str | None = None
 
     def __init__(self, host: str, port: int) -> None:
-        super().__init__((host, port), _ControlRequest)
-        self._serving = False
+        super().__init__(host, port, _ControlRequest)
 
     @property
     def url(self) -> str:
@@ -50,14 +48,7 @@ class ControlServer(ThreadingHTTPServer):
         local`` wrote in its run file; GET /regions names it, so a tool can tell which run answers."""
         self.app = app
         self.run_id = run_id
-        self._serving = True
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-
-    def close(self) -> None:
-        """Stop answering (if it was) and close the socket."""
-        if self._serving:
-            self.shutdown()
-        self.server_close()
+        self.start_serving()
 
 
 class _ControlRequest(BaseHTTPRequestHandler):

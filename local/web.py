@@ -21,14 +21,14 @@ import html
 import json
 import mimetypes
 import os
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.launcher import LocalAppError
+from local.loopback import LoopbackServer
 from local.oauth import LocalOAuth, OAuthError, sign_in_page
 from scripts import web_policy
 
@@ -76,18 +76,16 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-class WebServer(ThreadingHTTPServer):
+class WebServer(LoopbackServer):
     """Bound at once (a port in use fails before anything else starts), serving once ``serve(...)``."""
 
-    daemon_threads = True
     site_dir: Path
     config: dict[str, Any]
     csp: str
     oauth: LocalOAuth | None
 
     def __init__(self, host: str, port: int) -> None:
-        super().__init__((host, port), _WebRequest)
-        self._serving = False
+        super().__init__(host, port, _WebRequest)
 
     @property
     def port(self) -> int:
@@ -113,13 +111,7 @@ class WebServer(ThreadingHTTPServer):
         client_id = oauth.issuer.client_id if oauth else None
         self.config = client_config(api_urls, self.origin if oauth else None, client_id)
         self.csp = content_security_policy([_origin(url) for url in api_urls.values()])
-        self._serving = True
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-
-    def close(self) -> None:
-        if self._serving:
-            self.shutdown()
-        self.server_close()
+        self.start_serving()
 
 
 class _WebRequest(BaseHTTPRequestHandler):
