@@ -339,7 +339,7 @@ def parse_sizes(raw: str) -> list[int]:
     return sizes
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--stack", default="prod", help="whose lambdaRuntime to build for (default: prod)")
     parser.add_argument("--runtime", help="Lambda runtime, e.g. python3.12 (default: the stack's)")
@@ -365,38 +365,19 @@ def main() -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "build" / "power", help="where the table and PNG go"
     )
-    args = parser.parse_args()
-    memory_sizes = parse_sizes(args.sizes)
-    if args.runs < 1 or args.iterations < 1:
-        raise SystemExit("--runs and --iterations must be at least 1")
-    period_us = round(args.period_ms * 1000)
-    if not 1000 <= period_us <= 1_000_000:
-        raise SystemExit(f"--period-ms {args.period_ms}: the kernel takes a CPU period of 1 to 1000 ms")
-    try:
-        find_controller()
-    except CpuShareUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return parser.parse_args()
 
-    runtime = args.runtime or configured_runtime(args.stack)
-    try:
-        python, layer, code = build(runtime)
-    except BuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    gb_second, requests = lambda_prices()
-    machine = f"{os.cpu_count()} CPU(s), {cpu_model()}, {platform.system()} {platform.machine()}"
-    reproduce = (
-        f".venv/bin/python benchmarks/power_bench.py --runtime {runtime} --sizes {','.join(map(str, memory_sizes))} "
-        f"--runs {args.runs} --iterations {args.iterations} --period-ms {args.period_ms:g} --signer {args.signer}"
-    )
-    print(f"machine: {machine}")
-    print(f"load average at start: {load_average()} (the machine may be shared: the quota is a ceiling)")
-    print(f"interpreter: CPython {python.version} ({python.cache_tag}), found by the builder for {runtime}")
-    print(f"artifacts: {lambda_architecture()} layer {layer.path.name}, function code {code.path.name}")
-    print(f"reproduce: {reproduce}")
 
-    with layouts(layer.path, code.path, python) as found, tempfile.TemporaryDirectory() as scratch:
+def measure_sizes(
+    args: argparse.Namespace,
+    python: RuntimePython,
+    layer: Path,
+    code: Path,
+    memory_sizes: list[int],
+    period_us: int,
+) -> list[Size]:
+    """Each memory size's figures, from the laid-out artifacts against a seeded local PostgreSQL."""
+    with layouts(layer, code, python) as found, tempfile.TemporaryDirectory() as scratch:
         server_url = os.environ.get("DATABASE_URL")
         server = None if server_url else LocalPostgres().start()
         try:
@@ -425,6 +406,19 @@ def main() -> int:
             if server is not None:
                 server.stop()
 
+    return sizes
+
+
+def write_report(
+    args: argparse.Namespace,
+    sizes: list[Size],
+    prices: tuple[Price, Price],
+    python: RuntimePython,
+    machine: str,
+    reproduce: str,
+) -> None:
+    """The table, the chosen size and its reasons, the JSON series and the PNG, under --out."""
+    gb_second, requests = prices
     rendered = table(sizes, gb_second, requests)
     best, notes = choose(sizes, gb_second, requests)
     one_vcpu = next((s for s in sizes if s.memory_mb == 1769), None)
@@ -465,6 +459,42 @@ def main() -> int:
     (args.out / "power-curve.json").write_text(json.dumps({"title": title, **series}, indent=1) + "\n")
     plot(series, args.out / "power-curve.png", title)
     print(f"\nwrote power-curve.md, .json and .png under {args.out}")
+
+
+def main() -> int:
+    args = parse_args()
+    memory_sizes = parse_sizes(args.sizes)
+    if args.runs < 1 or args.iterations < 1:
+        raise SystemExit("--runs and --iterations must be at least 1")
+    period_us = round(args.period_ms * 1000)
+    if not 1000 <= period_us <= 1_000_000:
+        raise SystemExit(f"--period-ms {args.period_ms}: the kernel takes a CPU period of 1 to 1000 ms")
+    try:
+        find_controller()
+    except CpuShareUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    runtime = args.runtime or configured_runtime(args.stack)
+    try:
+        python, layer, code = build(runtime)
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    prices = lambda_prices()  # read before the long run: a broken price table fails at once
+    machine = f"{os.cpu_count()} CPU(s), {cpu_model()}, {platform.system()} {platform.machine()}"
+    reproduce = (
+        f".venv/bin/python benchmarks/power_bench.py --runtime {runtime} --sizes {','.join(map(str, memory_sizes))} "
+        f"--runs {args.runs} --iterations {args.iterations} --period-ms {args.period_ms:g} --signer {args.signer}"
+    )
+    print(f"machine: {machine}")
+    print(f"load average at start: {load_average()} (the machine may be shared: the quota is a ceiling)")
+    print(f"interpreter: CPython {python.version} ({python.cache_tag}), found by the builder for {runtime}")
+    print(f"artifacts: {lambda_architecture()} layer {layer.path.name}, function code {code.path.name}")
+    print(f"reproduce: {reproduce}")
+
+    sizes = measure_sizes(args, python, layer.path, code.path, memory_sizes, period_us)
+    write_report(args, sizes, prices, python, machine, reproduce)
     return 0
 
 
