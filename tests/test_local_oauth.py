@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import re
 import secrets
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +19,7 @@ from local.auth import DEFAULT_TOKEN_LIFETIME_S, LocalIssuer
 from local.oauth import CODE_LIFETIME_S, LocalOAuth, OAuthError, s256
 from local.web import PROJECT_ROOT, WebServer, client_config, open_web, web_port_setting
 from scripts.build_web import SWAGGER_UI_DIR, WEB_DIR, build_web
+from tests.local_process import local_env, python_m_local
 
 API_URLS = {"us-east-1": "http://127.0.0.1:9001", "us-east-2": "http://127.0.0.1:9002"}
 
@@ -309,29 +305,10 @@ def test_web_completed_is_the_whole_site_with_nothing_inline_or_from_a_cdn() -> 
 def test_make_dev_serves_the_client_and_both_regions_allow_its_origin(tmp_path: Path) -> None:
     """``python -m local`` as ``make dev`` runs it: the web client's line, its config.json naming the
     run's regions and issuer, and a CORS preflight from its origin approved by both regions."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORTS")}
-    env.update(CONTROL_PORT="0", WEB_PORT="0", LOCAL_ISSUER_FILE=str(tmp_path / "issuer.json"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "--ports", "web-a=0 web-b=0", "--no-sample-data"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output: list[str] = []
-    try:
-        origin = None
-        deadline = time.monotonic() + 90
-        while origin is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                break
-            output.append(line)
-            match = re.search(r"web client: (http://127\.0\.0\.1:\d+)/", line)
-            origin = match.group(1) if match else None
-        assert origin, "".join(output)
+    env = local_env(tmp_path / "issuer.json")
+    with python_m_local(["--ports", "web-a=0 web-b=0", "--no-sample-data"], env) as local:
+        origin = local.wait_for(r"web client: (http://127\.0\.0\.1:\d+)/").group(1)
+        local.keep_reading()
         with urllib.request.urlopen(f"{origin}/config.json", timeout=10) as response:  # noqa: S310 - loopback
             config = json.loads(response.read())
         issuer = LocalIssuer.load(tmp_path / "issuer.json")
@@ -351,10 +328,3 @@ def test_make_dev_serves_the_client_and_both_regions_allow_its_origin(tmp_path: 
                 assert response.headers["Access-Control-Allow-Origin"] == origin
                 assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
                 assert "X-Served-Region" in response.headers["Access-Control-Expose-Headers"]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

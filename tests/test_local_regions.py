@@ -26,6 +26,7 @@ from psycopg.conninfo import make_conninfo
 from local.auth import LocalIssuer
 from local.control import ControlServer, open_control
 from local.launcher import LocalApp, start_local_app
+from tests.local_process import local_env, python_m_local
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 A, B = "ind-a", "ind-b"
@@ -234,43 +235,12 @@ def test_the_control_endpoint_takes_a_region_down_and_brings_it_back(app: tuple[
 def running_local(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``python -m local`` with its own PostgreSQL and authentication on; its control URL and the
     environment that finds its issuer."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORTS")}
-    env.update(CONTROL_PORT="0", WEB_PORT="0", LOCAL_ISSUER_FILE=str(tmp_path / "issuer.json"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "--ports", "drill-a=0 drill-b=0", "--no-sample-data"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = []
-    try:
-        deadline = time.monotonic() + 90
-        control = None
-        while control is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                break
-            output.append(line)
-            match = re.search(r"control: (http://\S+)/regions", line)
-            control = match.group(1) if match else None
-        assert control, "".join(output)
-
-        def keep_reading() -> None:
-            output.extend(proc.stdout)  # type: ignore[arg-type]
-
-        threading.Thread(target=keep_reading, daemon=True).start()
+    env = local_env(tmp_path / "issuer.json")
+    with python_m_local(["--ports", "drill-a=0 drill-b=0", "--no-sample-data"], env) as local:
+        control = local.wait_for(r"control: (http://\S+)/regions").group(1)
+        local.keep_reading()
         yield control, env
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-    assert proc.returncode == 0, "".join(output)
+    assert local.proc.returncode == 0, "".join(local.output)
 
 
 def drill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
