@@ -34,6 +34,7 @@ from components.web_client import (
     WebHosting,
     WebHostingArgs,
     client_settings,
+    identity_endpoints,
     web_host,
 )
 from migrations.runner import load_migrations
@@ -121,6 +122,8 @@ artifacts = LambdaArtifacts(
 # The web client is served where TLS 1.2 can be enforced, i.e. on the custom domain: the cdn
 # distribution's own name, or app.<domainName> (CloudFront's default certificate accepts TLS 1.0).
 managed_login_on = config.web_client and config.auth_mode == "cognito"
+# The regions whose Cognito holds the pool: the primary, and with authReplica the secondary's replica.
+identity_regions = [config.primary_region, *([config.secondary_region] if config.auth_replica else [])]
 web: WebHosting | None = None
 web_origin: str | None = None
 auth_host: pulumi.Input[str] | None = None
@@ -145,6 +148,7 @@ if managed_login_on and config.domain_name and config.hosted_zone_id and auth_ho
         WebHostingArgs(
             regions=list(config.app_regions),
             auth_origin=pulumi.Output.from_input(auth_host).apply(lambda name: f"https://{name}"),
+            extra_connect_origins=[url.rstrip("/") for url in identity_endpoints(identity_regions).values()],
             own_domain=None
             if config.cdn
             else WebDomain(
@@ -373,7 +377,11 @@ if identity is not None and identity.web_client_id is not None and auth_host is 
                     managed_login.domain,
                     identity.web_client_id,
                     identity.user_pool_id,
-                ).apply(lambda values: client_settings(values[0], values[1], values[2], values[3])),
+                ).apply(
+                    lambda values: client_settings(
+                        values[0], values[1], values[2], values[3], identity_regions
+                    )
+                ),
             ),
             opts=pulumi.ResourceOptions(provider=providers[config.primary_region]),
         )

@@ -157,6 +157,12 @@ def api_origins_for(regions: Sequence[str]) -> list[str]:
     return [f"https://*.execute-api.{region}.amazonaws.com" for region in regions]
 
 
+def identity_endpoints(regions: Sequence[str]) -> dict[str, str]:
+    """Cognito's regional endpoint in each region that holds the pool (the primary, then the replica):
+    the web client renews tokens there when the managed-login domain cannot (web/js/auth.js)."""
+    return {region: f"https://cognito-idp.{region}.amazonaws.com/" for region in regions}
+
+
 WEB_SUBDOMAIN = "app"
 
 
@@ -398,13 +404,18 @@ def bucket_policy_document(bucket_arn: str, distribution_arn: str) -> str:
 
 
 def client_settings(
-    api_urls: Mapping[str, str], auth_domain: str, client_id: str, user_pool_id: str
+    api_urls: Mapping[str, str],
+    auth_domain: str,
+    client_id: str,
+    user_pool_id: str,
+    identity_regions: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The content of ``config.json`` (keys agreed in docs/web-client.md)."""
     return {
         "apiUrls": dict(api_urls),
         "authDomain": auth_domain,
         "clientId": client_id,
+        "identityEndpoints": identity_endpoints(identity_regions),
         "userPoolId": user_pool_id,
         "regions": list(api_urls),
         "redirectPath": REDIRECT_PATH,

@@ -6,7 +6,9 @@ us-east-1 on http://127.0.0.1:8001 and us-east-2 on http://127.0.0.1:8002 (PORTS
 that). A container that dies is replaced; a region can be taken down and brought back through the
 control endpoint (http://127.0.0.1:8000/regions, CONTROL_PORT); neither ever stops the other region or
 the database. The web client (web/) is served at http://127.0.0.1:8080/ (WEB_PORT or --web-port), with
-the local issuer's sign-in page, and both regions allow its origin (CORS). Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stop the containers and the PostgreSQL it
+the local issuer's sign-in page, and both regions allow its origin (CORS). Each region has its own
+Cognito (the pool in the first, its replica in the others, local/identity.py): the control endpoint can
+take one down (POST /identity/<region>) and sign-in fails over to the other. Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stop the containers and the PostgreSQL it
 started, and remove that server's folder. A start that fails says why in one line and leaves nothing.
 
 Authentication is on, as on AWS: a local issuer (local/auth.py) made for this run signs ID tokens
@@ -25,7 +27,7 @@ import sys
 
 import psycopg
 
-from local.auth import LocalIssuer, container_env, issuer_file, remove_run_file, write_run_file
+from local.auth import LocalIssuer, issuer_file, remove_run_file, write_run_file
 from local.control import ControlServer, open_control
 from local.database import (
     StartError,
@@ -36,6 +38,7 @@ from local.database import (
     one_line,
     where,
 )
+from local.identity import LocalIdentity, region_view_env
 from local.launcher import LocalApp, LocalAppError, start_local_app
 from local.oauth import LocalOAuth
 from local.ports import control_port_setting, parse_ports, ports_setting
@@ -61,11 +64,13 @@ def load_sample_users(conn: psycopg.Connection) -> int:
     return cur.rowcount
 
 
-def web_oauth(web: WebServer, issuer: LocalIssuer | None) -> LocalOAuth | None:
-    """The issuer's OAuth endpoints for the web client's origin (none with --no-auth)."""
+def web_identity(web: WebServer, issuer: LocalIssuer | None, app: LocalApp) -> LocalIdentity | None:
+    """Each region's Cognito for the web client's origin, the first region's the primary (none with
+    --no-auth); the managed-login domain follows the primary region's health as the launcher sees it."""
     if issuer is None:
         return None
-    return LocalOAuth(issuer, frozenset({web.redirect_uri}), frozenset({web.sign_out_uri}))
+    oauth = LocalOAuth(issuer, frozenset({web.redirect_uri}), frozenset({web.sign_out_uri}))
+    return LocalIdentity(oauth, list(app.regions), web.origin, healthy=app.is_up)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -196,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             containers=args.containers,
             env={
                 "CORS_ALLOW_ORIGINS": ",".join(filter(None, [web.origin, args.cors_allow_origins])),
-                **container_env(issuer),
             },
+            # Each region validates tokens with its own identity's published keys (the same everywhere).
+            region_env={name: region_view_env(issuer) for name, _ in args.regions},
         )
         # One file per run, found by the run's control port: python -m local.token, tools.smoke and
         # tools.drill read it (the issuer's key too, unless --no-auth).
@@ -205,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         run = {"id": run_id, "control_url": control.url, "regions": dict(app.urls), "pid": os.getpid()}
         run_file = issuer_file(control_port)
         write_run_file(run_file, run, issuer)
-        control.serve(app, run_id=run_id)
+        identity = web_identity(web, issuer, app)
+        control.serve(app, run_id=run_id, identity=identity)
         missing_reference = build_web(require_reference=False)  # web/ completed: the API document
-        web.serve(WEB_DIR, app.urls, web_oauth(web, issuer))
+        web.serve(WEB_DIR, app.urls, identity)
         print_running(described, role_note, app, control, web, control_port, issuer, missing_reference)
         sys.stdout.flush()
         while True:

@@ -5,8 +5,13 @@ port of its own (CONTROL_PORT, default 8000). ``python -m tools.drill`` and the 
     curl -X POST -H 'Content-Type: application/json' -d '{"state": "down"}' http://127.0.0.1:8000/regions/us-east-1
     curl -X POST -H 'Content-Type: application/json' -d '{"state": "up"}'   http://127.0.0.1:8000/regions/us-east-1
 
+    curl -X POST -H 'Content-Type: application/json' -d '{"state": "down"}' http://127.0.0.1:8000/identity/us-east-1
+
 GET /regions answers ``{"regions": {name: {"url", "state", "containers": [pid, ...], "replaced"}}, "run": id}``
 (``run``: the id in the run file of ``python -m local``, local/auth.py; null when started otherwise).
+GET /identity answers the regions' identity (local/identity.py ``describe``: each region's state, the
+managed-login domain and the region serving it, the regional endpoints) or 404 without authentication;
+POST /identity/<name> takes that region's Cognito down or brings it back, at once.
 POST /regions/<name> answers with that region's entry once the change is done: "down" once its
 containers are killed and its port is closed, "up" once it answers GET /health with 200 (502 when it
 cannot start). A POST must be JSON, which a web page cannot send to another origin without a CORS
@@ -23,6 +28,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from local.identity import LocalIdentity
 from local.launcher import LocalApp, LocalAppError
 from local.loopback import LoopbackServer
 
@@ -34,6 +40,7 @@ class ControlServer(LoopbackServer):
 
     app: LocalApp
     run_id: str | None = None
+    identity: LocalIdentity | None = None
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__(host, port, _ControlRequest)
@@ -43,11 +50,13 @@ class ControlServer(LoopbackServer):
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def serve(self, app: LocalApp, run_id: str | None = None) -> None:
-        """Answer for ``app`` from a thread; ``close()`` ends it. ``run_id`` is the id ``python -m
-        local`` wrote in its run file; GET /regions names it, so a tool can tell which run answers."""
+    def serve(self, app: LocalApp, run_id: str | None = None, identity: LocalIdentity | None = None) -> None:
+        """Answer for ``app`` (and its regions' ``identity``) from a thread; ``close()`` ends it.
+        ``run_id`` is the id ``python -m local`` wrote in its run file; GET /regions names it, so a tool
+        can tell which run answers."""
         self.app = app
         self.run_id = run_id
+        self.identity = identity
         self.start_serving()
 
 
@@ -74,19 +83,36 @@ class _ControlRequest(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self._host_refused():
             return
-        if self.path.rstrip("/") != "/regions":
-            self.answer(HTTPStatus.NOT_FOUND, {"message": "GET /regions or POST /regions/<name>"})
-            return
-        self.answer(HTTPStatus.OK, {"regions": self.server.app.status(), "run": self.server.run_id})
+        path = self.path.rstrip("/")
+        if path == "/identity" and self.server.identity is not None:
+            self.answer(HTTPStatus.OK, self.server.identity.describe())
+        elif path == "/identity":
+            self.answer(
+                HTTPStatus.NOT_FOUND, {"message": "this run has no identity (started with --no-auth)"}
+            )
+        elif path == "/regions":
+            self.answer(HTTPStatus.OK, {"regions": self.server.app.status(), "run": self.server.run_id})
+        else:
+            self.answer(
+                HTTPStatus.NOT_FOUND, {"message": "GET /regions, GET /identity or POST /regions/<name>"}
+            )
 
     def do_POST(self) -> None:
         if self._host_refused():
             return
-        prefix = "/regions/"
-        name = self.path[len(prefix) :].rstrip("/") if self.path.startswith(prefix) else ""
-        if name not in self.server.app.regions:
-            known = ", ".join(self.server.app.regions)
-            self.answer(HTTPStatus.NOT_FOUND, {"message": f"no region {name!r}; the regions are {known}"})
+        kind, _, name = self.path.strip("/").partition("/")
+        identity = self.server.identity
+        known = (
+            list(self.server.app.regions) if kind == "regions" else list(identity.regions if identity else [])
+        )
+        if kind not in ("regions", "identity") or name not in known:
+            if kind not in ("regions", "identity"):
+                message = "POST /regions/<name> or POST /identity/<name>"
+            elif known:
+                message = f"no region {name!r}; the regions are {', '.join(known)}"
+            else:
+                message = "this run has no identity (started with --no-auth)"
+            self.answer(HTTPStatus.NOT_FOUND, {"message": message})
             return
         if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
             self.answer(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"message": "send Content-Type: application/json"})
@@ -94,6 +120,11 @@ class _ControlRequest(BaseHTTPRequestHandler):
         wanted = self._state()
         if wanted is None:
             self.answer(HTTPStatus.BAD_REQUEST, {"message": 'send {"state": "down"} or {"state": "up"}'})
+            return
+        if kind == "identity":
+            assert identity is not None
+            identity.set_state(name, wanted)
+            self.answer(HTTPStatus.OK, identity.describe())
             return
         try:
             if wanted == "down":

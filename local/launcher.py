@@ -81,10 +81,12 @@ class LocalApp:
         host: str = "127.0.0.1",
         output: int | IO[Any] | None = None,
         log: Log = _stderr,
+        region_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.host = host
         self.regions: dict[str, Region] = {}
         self._env = dict(env)
+        self._region_env = {name: dict(values) for name, values in (region_env or {}).items()}
         self._output = output
         self._log = log
         self._lock = threading.RLock()
@@ -100,6 +102,12 @@ class LocalApp:
         """Every container process now running, with its region."""
         with self._lock:
             return [(r.name, p) for r in self.regions.values() for p in r.processes if p.poll() is None]
+
+    def is_up(self, name: str) -> bool:
+        """Whether region ``name`` serves (as its health check would see it)."""
+        with self._lock:
+            region = self.regions.get(name)
+            return region is not None and region.state == "up"
 
     def status(self) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -137,7 +145,7 @@ class LocalApp:
         proc = subprocess.Popen(
             [sys.executable, "-m", "local.server", "--fd", str(fd), "--region", region.name],
             pass_fds=(fd,),
-            env=self._env,
+            env={**self._env, **self._region_env.get(region.name, {})},
             cwd=PROJECT_ROOT,
             stdout=self._output,
             stderr=self._output,
@@ -301,6 +309,7 @@ def start_local_app(
     containers: int = 1,
     host: str = "127.0.0.1",
     env: Mapping[str, str] | None = None,
+    region_env: Mapping[str, Mapping[str, str]] | None = None,
     wait_timeout: float = 30.0,
     output: int | IO[Any] | None = None,
     log: Log = _stderr,
@@ -308,7 +317,8 @@ def start_local_app(
     """Serve the handler as each ``(region name, port)`` (port 0 picks a free one) against ``database_url``.
 
     Each region gets ``containers`` processes sharing its listening socket. ``env`` adds variables for
-    the handler (e.g. CORS_ALLOW_ORIGINS); ``output`` is where the containers' output goes (default:
+    the handler (e.g. CORS_ALLOW_ORIGINS), ``region_env`` more for one region's containers only (their
+    region's view of the issuer, local/identity.py); ``output`` is where the containers' output goes (default:
     this process's); ``log`` receives the launcher's own lines (replacements, regions down and up).
     Returns once every region answered GET /health with 200, with a supervisor replacing containers
     that die; raises LocalAppError (after stopping what it started) when one does not within
@@ -323,7 +333,7 @@ def start_local_app(
     child_env.pop("DSQL_ENDPOINT", None)
     child_env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), child_env.get("PYTHONPATH")]))
-    app = LocalApp(child_env, host=host, output=output, log=log)
+    app = LocalApp(child_env, host=host, output=output, log=log, region_env=region_env)
     try:
         with app._lock:
             for name, port in regions:

@@ -178,12 +178,18 @@ class LocalOAuth:
                 )
             return {**self._tokens(grant.person, issued), "refresh_token": refresh_token}
         if grant_type == "refresh_token":
-            with self._lock:
-                grant = self._refresh_tokens.get(form.get("refresh_token", ""))
-            if grant is None or grant.expires_at < issued or grant.client_id != form["client_id"]:
-                raise OAuthError("invalid_grant", "the refresh token is unknown, revoked or expired")
-            return self._tokens(grant.person, issued)
+            return self.refresh(form["client_id"], form.get("refresh_token", ""), now=issued)
         raise OAuthError("unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+
+    def refresh(self, client_id: str, refresh_token: str, *, now: float | None = None) -> dict[str, Any]:
+        """New ID and access tokens for a refresh token of ``client_id`` (the token endpoint's
+        ``refresh_token`` grant, and ``GetTokensFromRefreshToken`` at a regional endpoint)."""
+        issued = time.time() if now is None else now
+        with self._lock:
+            grant = self._refresh_tokens.get(refresh_token)
+        if grant is None or grant.expires_at < issued or grant.client_id != client_id:
+            raise OAuthError("invalid_grant", "the refresh token is unknown, revoked or expired")
+        return self._tokens(grant.person, issued)
 
     def _tokens(self, person: _Person, issued: float) -> dict[str, Any]:
         lifetime = self.token_lifetime_s

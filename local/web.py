@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from local.identity import ENDPOINT_PREFIX, JSON_1_1, CognitoError, LocalIdentity
 from local.launcher import LocalAppError
 from local.loopback import LoopbackServer
 from local.oauth import LocalOAuth, OAuthError, sign_in_page
@@ -37,6 +38,10 @@ DEFAULT_WEB_PORT = 8080
 REDIRECT_PATH = "/callback"
 SIGN_OUT_PATH = "/"
 MAX_FORM_BYTES = 16 * 1024
+SERVED_REGION_HEADER = "X-Served-Region"  # which region's identity answered (as the API's answers say)
+DOMAIN_PATHS = frozenset(
+    {"/oauth2/authorize", "/oauth2/token", "/oauth2/revoke", "/logout", "/.well-known/jwks.json"}
+)
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("application/yaml", ".yaml")
 
@@ -53,13 +58,19 @@ def web_port_setting(explicit: int | None = None) -> int:
     return int(text)
 
 
-def client_config(api_urls: dict[str, str], auth_domain: str | None, client_id: str | None) -> dict[str, Any]:
+def client_config(
+    api_urls: dict[str, str],
+    auth_domain: str | None,
+    client_id: str | None,
+    identity_endpoints: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The client's /config.json (docs/web-client.md): ``authDomain``/``clientId`` None means no sign-in
-    (an API served with ``--no-auth``)."""
+    (an API served with ``--no-auth``); ``identityEndpoints`` the regional Cognito endpoints, primary first."""
     return {
         "apiUrls": dict(api_urls),
         "authDomain": auth_domain,
         "clientId": client_id,
+        "identityEndpoints": dict(identity_endpoints or {}),
         "regions": list(api_urls),
         "redirectPath": REDIRECT_PATH,
     }
@@ -83,6 +94,7 @@ class WebServer(LoopbackServer):
     config: dict[str, Any]
     csp: str
     oauth: LocalOAuth | None
+    identity: LocalIdentity | None
 
     def __init__(self, host: str, port: int) -> None:
         super().__init__(host, port, _WebRequest)
@@ -103,32 +115,40 @@ class WebServer(LoopbackServer):
     def sign_out_uri(self) -> str:
         return self.origin + SIGN_OUT_PATH
 
-    def serve(self, site_dir: Path, api_urls: dict[str, str], oauth: LocalOAuth | None) -> None:
+    def serve(self, site_dir: Path, api_urls: dict[str, str], identity: LocalIdentity | None) -> None:
         """Answer from a thread: the files of ``site_dir``, config.json for ``api_urls`` and, with
-        ``oauth``, the issuer's OAuth endpoints; ``close()`` ends it."""
+        ``identity``, the managed-login domain and each region's Cognito endpoint; ``close()`` ends it."""
         self.site_dir = site_dir.resolve()
-        self.oauth = oauth
-        client_id = oauth.issuer.client_id if oauth else None
-        self.config = client_config(api_urls, self.origin if oauth else None, client_id)
+        self.identity = identity
+        self.oauth = identity.oauth if identity else None
+        self.config = client_config(
+            api_urls,
+            self.origin if identity else None,
+            identity.oauth.issuer.client_id if identity else None,
+            identity.endpoints() if identity else None,
+        )
         self.csp = content_security_policy([_origin(url) for url in api_urls.values()])
         self.start_serving()
 
 
 class _WebRequest(BaseHTTPRequestHandler):
     server: WebServer
+    _identity_region: str | None = None  # the region whose identity answers this request, if any
     protocol_version = "HTTP/1.1"
     timeout = 10
 
     # ------------------------------------------------------------ routing
 
     def do_GET(self) -> None:
-        if not self._host_ok():
+        if not self._host_ok() or not self._domain_served():
             return
         target = urlsplit(self.path)
         params = dict(parse_qsl(target.query))
         path = target.path
         oauth = self.server.oauth
-        if path == "/config.json":
+        if path.startswith(ENDPOINT_PREFIX) and self.server.identity is not None:
+            self._issuer_view(path)
+        elif path == "/config.json":
             self._json(HTTPStatus.OK, self.server.config)
         elif oauth is not None and path == "/oauth2/authorize":
             try:
@@ -153,10 +173,13 @@ class _WebRequest(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_POST(self) -> None:
-        if not self._host_ok():
+        if not self._host_ok() or not self._domain_served():
             return
         oauth = self.server.oauth
         path = urlsplit(self.path).path
+        if path.startswith(ENDPOINT_PREFIX) and self.server.identity is not None:
+            self._regional_endpoint(path)
+            return
         form = self._form()
         if form is None:
             return
@@ -185,6 +208,65 @@ class _WebRequest(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, {})
         else:
             self._json(HTTPStatus.NOT_FOUND, {"message": f"no POST endpoint {path}"})
+
+    # ------------------------------------------------------------ identity in regions
+
+    def _domain_served(self) -> bool:
+        """For the managed-login domain's paths: True when a region's identity serves the domain (its
+        name then goes in X-Served-Region); otherwise answer 503 and False."""
+        identity = self.server.identity
+        if identity is None or urlsplit(self.path).path not in DOMAIN_PATHS:
+            self._identity_region = None
+            return True
+        self._identity_region = identity.domain_region()
+        if self._identity_region is not None:
+            return True
+        self._json(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "sign-in is down in every region (the control endpoint took the "
+                'identity down: POST /identity/<region> {"state": "up"} brings it back)',
+            },
+        )
+        return False
+
+    def _regional_endpoint(self, path: str) -> None:
+        """POST /cognito-idp/<region>/: that region's Cognito endpoint (local/identity.py)."""
+        identity = self.server.identity
+        assert identity is not None
+        region = path[len(ENDPOINT_PREFIX) :].strip("/")
+        try:
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if content_type != JSON_1_1:
+                raise CognitoError(400, "SerializationException", f"send Content-Type: {JSON_1_1}")
+            length_text = self.headers.get("Content-Length") or "0"
+            if not length_text.isdigit() or int(length_text) > MAX_FORM_BYTES:
+                raise CognitoError(413, "SerializationException", f"bodies up to {MAX_FORM_BYTES} bytes")
+            body = self.rfile.read(int(length_text))
+            answer = identity.call(region, self.headers.get("X-Amz-Target"), body)
+        except CognitoError as exc:
+            self._identity_region = region
+            self._send(exc.status, JSON_1_1, json.dumps(exc.body()).encode(), {"x-amzn-ErrorType": exc.kind})
+            return
+        self._identity_region = region
+        self._send(HTTPStatus.OK, JSON_1_1, json.dumps(answer).encode())
+
+    def _issuer_view(self, path: str) -> None:
+        """GET /cognito-idp/<region>/<pool id>/.well-known/jwks.json: the keys that region publishes."""
+        identity = self.server.identity
+        assert identity is not None
+        region, _, rest = path[len(ENDPOINT_PREFIX) :].partition("/")
+        if rest != f"{identity.oauth.issuer.pool_id}/.well-known/jwks.json":
+            self._json(HTTPStatus.NOT_FOUND, {"message": f"no identity document {path}"})
+            return
+        try:
+            identity.check_up(region)
+        except CognitoError as exc:
+            self._json(exc.status, exc.body())
+            return
+        self._identity_region = region
+        self._json(HTTPStatus.OK, identity.oauth.jwks())
 
     # ------------------------------------------------------------ checks and reading
 
@@ -266,6 +348,9 @@ class _WebRequest(BaseHTTPRequestHandler):
             "Cross-Origin-Opener-Policy": "same-origin",
             **(extra or {}),
         }
+        served = getattr(self, "_identity_region", None)
+        if served:
+            headers[SERVED_REGION_HEADER] = served
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()

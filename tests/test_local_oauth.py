@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from local.auth import DEFAULT_TOKEN_LIFETIME_S, LocalIssuer
+from local.identity import LocalIdentity
 from local.oauth import CODE_LIFETIME_S, LocalOAuth, OAuthError, s256
 from local.web import PROJECT_ROOT, WebServer, client_config, open_web, web_port_setting
 from scripts.build_web import SWAGGER_UI_DIR, WEB_DIR, build_web
@@ -34,7 +35,7 @@ def served(issuer: LocalIssuer) -> Iterator[tuple[WebServer, LocalOAuth]]:
     build_web(require_reference=False)
     web = open_web(0)
     oauth = LocalOAuth(issuer, frozenset({web.redirect_uri}), frozenset({web.sign_out_uri}))
-    web.serve(WEB_DIR, API_URLS, oauth)
+    web.serve(WEB_DIR, API_URLS, LocalIdentity(oauth, list(API_URLS), web.origin))
     try:
         yield web, oauth
     finally:
@@ -227,6 +228,10 @@ def test_config_json_and_the_security_headers(served: tuple[WebServer, LocalOAut
         "apiUrls": API_URLS,
         "authDomain": web.origin,
         "clientId": oauth.issuer.client_id,
+        "identityEndpoints": {
+            "us-east-1": f"{web.origin}/cognito-idp/us-east-1/",
+            "us-east-2": f"{web.origin}/cognito-idp/us-east-2/",
+        },
         "regions": ["us-east-1", "us-east-2"],
         "redirectPath": "/callback",
     }

@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from local.__main__ import web_identity
 from local.auth import LocalIssuer, container_env
 from local.control import ControlServer, open_control
 from local.launcher import LocalApp, start_local_app
-from local.oauth import LocalOAuth, s256
+from local.oauth import s256
 from local.web import PROJECT_ROOT, WebServer, open_web
 from scripts.build_web import WEB_DIR, build_web
 
@@ -64,9 +65,9 @@ def stack(module_migrated_database_url: str) -> Iterator[Stack]:
         log=lambda _: None,
     )
     control = open_control(0)
-    control.serve(app)
-    oauth = LocalOAuth(issuer, frozenset({web.redirect_uri}), frozenset({web.sign_out_uri}))
-    web.serve(WEB_DIR, app.urls, oauth)
+    identity = web_identity(web, issuer, app)
+    control.serve(app, identity=identity)
+    web.serve(WEB_DIR, app.urls, identity)
     try:
         yield Stack(app, control, web, issuer)
     finally:

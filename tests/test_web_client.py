@@ -141,6 +141,13 @@ def test_only_the_stacks_distribution_may_read_the_bucket(
 # ----------------------------------------------------------------- headers: CSP, HSTS and the rest
 
 
+def _identity_endpoints(run: ProgramRun) -> dict[str, str]:
+    """Cognito's regional endpoints the client may renew tokens at: the pool's region, and the
+    replica's with authReplica (the stack exports ``userPoolArns`` then)."""
+    regions = ["us-east-1", "us-east-2"] if "userPoolArns" in run.outputs else ["us-east-1"]
+    return {region: f"https://cognito-idp.{region}.amazonaws.com/" for region in regions}
+
+
 def _csp(run: ProgramRun) -> str:
     config = run.one(HEADERS).inputs["securityHeadersConfig"]
     return config["contentSecurityPolicy"]["contentSecurityPolicy"]
@@ -158,6 +165,7 @@ def test_the_csp_allows_no_inline_script_and_only_the_apis_and_the_sign_in_domai
         "'self'",
         "https://*.execute-api.us-east-1.amazonaws.com",
         "https://*.execute-api.us-east-2.amazonaws.com",
+        *[url.rstrip("/") for url in _identity_endpoints(prod).values()],
         auth,
     ]
     assert directives["form-action"] == ["'self'", auth]
@@ -379,6 +387,7 @@ def test_config_json_names_the_apis_the_domain_and_the_client(prod: ProgramRun) 
         "apiUrls": prod.outputs["invokeUrls"],
         "authDomain": prod.outputs["authDomain"],
         "clientId": prod.outputs["webClientId"],
+        "identityEndpoints": _identity_endpoints(prod),
         "userPoolId": prod.outputs["userPoolId"],
         "regions": ["us-east-1", "us-east-2"],
         "redirectPath": "/callback",

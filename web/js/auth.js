@@ -1,5 +1,7 @@
 // Sign-in with the OAuth 2.0 authorization-code flow and PKCE (RFC 7636, S256), against the endpoints
 // of config.authDomain: Cognito managed login when deployed, the local issuer under `make dev`.
+// A refresh the domain cannot answer is asked of each region's Cognito (config.identityEndpoints,
+// primary first): with the pool replicated, the secondary's still renews tokens in a primary outage.
 // Tokens live in sessionStorage: one tab's session, gone when the tab closes, never in a cookie.
 
 const TOKENS_KEY = "users.tokens";
@@ -35,25 +37,46 @@ export function decodeClaims(token) {
   }
 }
 
-export class SignInError extends Error {}
+// `unavailable`: the service did not answer or failed (5xx), so another region may; otherwise it refused.
+export class SignInError extends Error {
+  constructor(message, unavailable = false) {
+    super(message);
+    this.unavailable = unavailable;
+  }
+}
+
+async function post(url, headers, body) {
+  try {
+    return await fetch(url, { method: "POST", headers, body });
+  } catch {
+    throw new SignInError(`The sign-in service at ${new URL(url).origin} did not answer; try again.`, true);
+  }
+}
 
 async function postForm(url, fields) {
-  let response;
-  try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams(fields),
-    });
-  } catch {
-    throw new SignInError(`The sign-in service at ${new URL(url).origin} did not answer; try again.`);
-  }
+  const headers = { "Content-Type": "application/x-www-form-urlencoded" };
+  const response = await post(url, headers, new URLSearchParams(fields));
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const why = body.error_description || body.error || `status ${response.status}`;
-    throw new SignInError(`Sign-in failed (${why}). Sign in again.`);
+    throw new SignInError(`Sign-in failed (${why}). Sign in again.`, response.status >= 500);
   }
   return body;
+}
+
+// One call of Cognito's own API at a regional endpoint (JSON 1.1, unsigned: the refresh token is the proof).
+async function callCognito(endpoint, operation, payload) {
+  const headers = {
+    "Content-Type": "application/x-amz-json-1.1",
+    "X-Amz-Target": `AWSCognitoIdentityProviderService.${operation}`,
+  };
+  const response = await post(endpoint, headers, JSON.stringify(payload));
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const why = [body.__type, body.message].filter(Boolean).join(": ") || `status ${response.status}`;
+    throw new SignInError(`Cognito refused (${why}).`, response.status >= 500);
+  }
+  return body.AuthenticationResult || {};
 }
 
 export function createAuth(config) {
@@ -63,6 +86,7 @@ export function createAuth(config) {
     ? (/^https?:\/\//.test(config.authDomain) ? config.authDomain : `https://${config.authDomain}`).replace(/\/+$/, "")
     : "";
   const redirectUri = location.origin + (config.redirectPath || "/callback");
+  const identityEndpoints = Object.values(config.identityEndpoints || {});
   const signOutUri = location.origin + "/";
 
   function load() {
@@ -152,6 +176,8 @@ export function createAuth(config) {
     },
 
     // A new ID token from the refresh token; false (and signed out) when there is none or it is refused.
+    // The domain first; when it is unavailable, each region's Cognito in turn (GetTokensFromRefreshToken,
+    // which rotates the refresh token as the token endpoint does).
     async refresh() {
       const tokens = load();
       if (!tokens || !tokens.refreshToken) {
@@ -166,10 +192,26 @@ export function createAuth(config) {
         });
         store(answer, tokens);
         return true;
-      } catch {
-        clear();
-        return false;
+      } catch (error) {
+        if (!error.unavailable) {
+          clear();
+          return false;
+        }
       }
+      for (const endpoint of identityEndpoints) {
+        try {
+          const result = await callCognito(endpoint, "GetTokensFromRefreshToken", {
+            ClientId: config.clientId,
+            RefreshToken: tokens.refreshToken,
+          });
+          store({ id_token: result.IdToken, refresh_token: result.RefreshToken }, tokens);
+          return true;
+        } catch (error) {
+          if (!error.unavailable) break;
+        }
+      }
+      clear();
+      return false;
     },
 
     forget: clear,
