@@ -269,13 +269,26 @@ def test_the_drill_passes_against_the_running_local_app(running_local: tuple[str
             "bring-up",
             "outage-visible",
             "survivor-probes",
+            "identity-down",
+            "sign-in-replica",
+            "refresh-replica",
+            "identity-up",
             "cleanup",
         )
     ]
     at = [float(offset) for offset, _, _ in steps]
     assert at == sorted(at) and at[-1] >= 1  # a timeline, with the outage held for --outage
     assert "drill-b goes down, drill-a keeps serving" in result.stdout
-    assert "drill: passed all 8 steps" in result.stdout
+    assert "drill: passed all 12 steps" in result.stdout
+    # The identity steps: sign-in and refresh served by the replica's region, tokens taken by both APIs.
+    assert (
+        "signed in through the domain in drill-b; the ID token is accepted in drill-b, drill-a"
+        in result.stdout
+    )
+    assert "drill-a's Cognito answered 503, drill-b's renewed the ID token" in result.stdout
+    identity = call(control, "GET", "/identity")[1]
+    assert identity["regions"] == {"drill-a": "up", "drill-b": "up"}  # type: ignore[index]
+    assert identity["domain"]["region"] == "drill-a"  # type: ignore[index]
     # Both regions are up again, and the drill left no user behind (the app started without samples).
     body = call(control, "GET", "/regions")[1]
     assert {r["state"] for r in body["regions"].values()} == {"up"}  # type: ignore[index]
@@ -294,6 +307,12 @@ def test_the_drill_names_the_step_that_failed(running_local: tuple[str, dict[str
     assert result.returncode == 1
     assert "FAIL  discover" in result.stdout and "drill-a not up before the drill" in result.stdout
     assert result.stdout.rstrip().endswith("drill: FAILED at discover")
+    assert call(control, "GET", "/regions")[1]["regions"]["drill-b"]["state"] == "up"  # type: ignore[index]
+    assert call(control, "POST", "/regions/drill-a", {"state": "up"})[0] == 200
+    # The primary's identity down before the drill: refused the same way, nothing taken down.
+    assert call(control, "POST", "/identity/drill-a", {"state": "down"})[0] == 200
+    result = drill(env, "--control", control, "--down", "drill-b")
+    assert result.returncode == 1 and "the identity of drill-a is down before the drill" in result.stdout
     assert call(control, "GET", "/regions")[1]["regions"]["drill-b"]["state"] == "up"  # type: ignore[index]
     unreachable = drill(env, "--control", "http://127.0.0.1:9")
     assert unreachable.returncode == 1 and "no control endpoint at http://127.0.0.1:9" in unreachable.stdout

@@ -19,8 +19,13 @@ Steps, each timed on a timeline and reported PASS or FAIL with its name:
   bring-up          the control endpoint brings the region back; it answers /health 200 again
   outage-visible    every user written during the outage is read from both regions
   survivor-probes   a prober hitting the other region's /health all along saw no failure
+  identity-down, sign-in-replica, refresh-replica, identity-up
+                    with authentication on: the primary region's Cognito down, sign-in and token
+                    refresh through the replica's region, every API accepting the tokens, the primary's
+                    identity back (tools/identity_drill.py)
   cleanup           the drill's users are deleted
-Whatever fails after take-down, the region is brought back before the drill ends. Exit status 0 when
+Whatever fails after take-down (or identity-down), the region (or identity) is brought back before the
+drill ends. Exit status 0 when
 every step passed, 1 naming the failed step, 2 on bad usage. Requests go through tools.smoke's one HTTP
 function; with the local app's authentication on, an admin token from its local issuer (or --token).
 """
@@ -42,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.ports import control_port_setting, parse_ports
+from tools.identity_drill import IdentityDrill, IdentityFailure
 from tools.smoke import EMAIL_DOMAIN, Region, Reply, Smoke, SmokeFailure
 from tools.smoke_auth import describe_run, local_run, local_token, run_file
 
@@ -115,11 +121,16 @@ class Drill:
         self.target: Region | None = None
         self.survivor: Region | None = None
         self.written: list[dict[str, Any]] = []  # users created by the drill
+        self.identity: IdentityDrill | None = None  # the identity steps, when the run has authentication
         self.run_id = uuid.uuid4().hex[:10]
 
     # ------------------------------------------------------------ the control endpoint
 
-    def control(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
+    def control(
+        self, method: str, path: str, payload: Any = None, *, missing_ok: bool = False
+    ) -> dict[str, Any]:
+        """The control endpoint's answer; with ``missing_ok``, {} for a 404 (GET /identity of a run
+        started with --no-auth)."""
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(  # noqa: S310 - the operator's local control URL
             self.control_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -128,6 +139,8 @@ class Drill:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
                 return json.load(response)
         except urllib.error.HTTPError as exc:
+            if missing_ok and exc.code == 404:
+                return {}
             raise DrillFailure(
                 f"{method} {self.control_url}{path} answered {exc.code}: {exc.read()[:300]!r}"
             ) from None
@@ -143,7 +156,7 @@ class Drill:
         began = time.monotonic()
         try:
             detail, status = body(), "PASS"
-        except (DrillFailure, SmokeFailure) as exc:
+        except (DrillFailure, SmokeFailure, IdentityFailure) as exc:
             detail, status = str(exc), "FAIL"
         self.steps.append(Step(name, status, began - self.started, time.monotonic() - began, detail))
         return status == "PASS"
@@ -191,6 +204,16 @@ class Drill:
             if reply.status != 200:
                 raise DrillFailure(f"GET /health in {region.label} answered {reply.status} before the drill")
             self.served_by(region, reply)
+        identity = self.control("GET", "/identity", missing_ok=True)
+        if identity:
+            down = [name for name, state in identity["regions"].items() if state != "up"]
+            if down:
+                raise DrillFailure(
+                    f"the identity of {', '.join(down)} is down before the drill; bring it up first"
+                )
+            self.identity = IdentityDrill(
+                self.control, identity, [self.target, self.survivor], self.smoke.timeout
+            )
         return (
             f"{len(regions)} regions up; {target} goes down, {survivor} keeps serving "
             f"(run {self.local_run['id'] if self.local_run else '?'})"
@@ -298,9 +321,26 @@ class Drill:
         if brought_up and self.written:
             self.step("outage-visible", self.outage_visible)
         self.step("survivor-probes", lambda: _probes(prober))
+        if self.identity is not None:
+            self.identity_steps(self.identity)
         if self.written:
             self.step("cleanup", self.cleanup)
         return not any(step.status == "FAIL" for step in self.steps)
+
+    def identity_steps(self, identity: IdentityDrill) -> None:
+        """The primary's identity down, sign-in and refresh through the replica, and back on every path."""
+        taken_down = False
+        try:
+            taken_down = self.step("identity-down", identity.take_down)
+            if taken_down and self.step("sign-in-replica", identity.sign_in):
+                self.step("refresh-replica", identity.refresh)
+        finally:
+            try:
+                state = self.control("GET", "/identity", missing_ok=True)
+            except DrillFailure:
+                state = {}
+            if taken_down or any(value != "up" for value in state.get("regions", {}).values()):
+                self.step("identity-up", identity.bring_up)
 
     def _target_down(self) -> bool:
         assert self.target is not None
