@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -179,10 +180,11 @@ def api(stack: Stack, method: str, path: str, token: str, body: dict[str, Any] |
         return json.loads(response.read() or b"null")
 
 
-def set_region_state(stack: Stack, region: str, state: str) -> None:
-    """Through the launcher's control endpoint, as tools.drill does."""
+def set_region_state(stack: Stack, region: str, state: str, kind: str = "regions") -> None:
+    """Through the launcher's control endpoint, as tools.drill does (``kind`` "identity": the region's
+    Cognito rather than its API)."""
     req = urllib.request.Request(  # noqa: S310 - the local app, http only
-        f"{stack.control.url}/regions/{region}",
+        f"{stack.control.url}/{kind}/{region}",
         data=json.dumps({"state": state}).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
@@ -296,6 +298,46 @@ def test_an_expired_token_is_refreshed_and_a_dead_session_is_sent_back_to_sign_i
     expect(page.get_by_role("alert")).to_contain_text("Your session has ended. Sign in again")
     page.get_by_role("alert").get_by_role("button", name="Sign in").click()
     expect(page.get_by_label("User name")).to_be_visible()
+
+
+def test_with_the_primarys_identity_down_sign_in_and_refresh_go_through_the_replica(
+    page: Page, stack: Stack
+) -> None:
+    identity_answers: list[tuple[str, int, str | None]] = []
+    page.on(
+        "response",
+        lambda response: (
+            identity_answers.append(
+                (urlsplit(response.url).path, response.status, response.headers.get("x-served-region"))
+            )
+            if "/oauth2/token" in response.url or "/cognito-idp/" in response.url
+            else None
+        ),
+    )
+    set_region_state(stack, EAST, "down", kind="identity")
+    try:
+        username = unique("erin")
+        sign_in(page, stack, username)  # the managed-login domain failed over to the replica's region
+        assert identity_answers == [("/oauth2/token", 200, WEST)]
+
+        # The domain stops answering (on AWS: a Cognito-only outage, which its failover does not see):
+        # an expired ID token is renewed at the regional endpoints, the primary's first, then the replica's.
+        page.route("**/oauth2/token", lambda route: route.abort())
+        tokens = json.loads(page.evaluate("sessionStorage.getItem('users.tokens')"))
+        expired = stack.issuer.token(username, email=f"{username}@example.com", now=time.time() - 7200)
+        page.evaluate(
+            "t => sessionStorage.setItem('users.tokens', t)", json.dumps({**tokens, "idToken": expired})
+        )
+        identity_answers.clear()
+        page.reload()
+        expect(page.locator("#profile-state")).to_have_text("You have no profile yet. Create it here.")
+        assert identity_answers == [
+            (f"/cognito-idp/{EAST}/", 503, EAST),
+            (f"/cognito-idp/{WEST}/", 200, WEST),
+        ]
+        assert json.loads(page.evaluate("sessionStorage.getItem('users.tokens')"))["idToken"] != expired
+    finally:
+        set_region_state(stack, EAST, "up", kind="identity")
 
 
 def test_a_region_that_is_down_is_said_clearly_and_the_other_one_is_offered(page: Page, stack: Stack) -> None:
