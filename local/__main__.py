@@ -146,6 +146,12 @@ def print_running(
     for region, url in app.urls.items():
         print(f"  {region}: {url}   try: curl {url}/health")
     print(f"  control: {control.url}/regions   (take a region down or up: docs/local.md)")
+    if issuer is not None:
+        names = list(app.urls)
+        print(
+            f"  identity: the user pool in {names[0]}, its replica in {', '.join(names[1:]) or 'none'}; "
+            f"{control.url}/identity   (take one down: docs/local.md)"
+        )
     print(f"web client: {web.origin}/   (docs/web-client.md)")
     if missing_reference:
         print("  its API reference page needs Swagger UI: install npm, then run make web")
