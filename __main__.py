@@ -304,6 +304,10 @@ monitoring = Monitoring(
         ],
         alarm_email=config.alarm_email,
         health_alarm_provider=health_alarm_provider,
+        # The managed-login domain follows the primary's health check to the replica (docs/identity.md).
+        sign_in_failover=(config.primary_region, config.secondary_region)
+        if managed_login_on and auth_replica
+        else None,
     ),
 )
 pulumi.export("healthCheckIds", routing.health_check_ids)

@@ -16,7 +16,8 @@ The runbook (Amazon States Language, JSONata):
    above that share are the ones it answers with now; if none is, Route 53 fails open and answers with
    all of them. Failing to read the status is reported, not fatal.
 3. Notify: sns:Publish to the region's alarm topic: the alarm, region, reason, health and serving
-   regions, and links to the dashboard, the alarm and this execution.
+   regions, with a replicated pool where sign-in is served (the managed-login domain follows the
+   primary's health check), and links to the dashboard, the alarm and this execution.
 
 The state machine's role allows exactly sns:Publish on that topic and, where step 2 exists,
 route53:GetHealthCheckStatus on the stack's own health checks.
@@ -73,6 +74,8 @@ class IncidentResponseArgs:
     """Route 53 health check id per application region."""
     dashboard_url: str
     """The console link to the two-region dashboard."""
+    sign_in_failover: tuple[str, str] | None = None
+    """(primary, replica) when the managed-login domain fails over on the primary's health check."""
 
     def __post_init__(self) -> None:
         for location in self.locations:
@@ -100,7 +103,23 @@ def alarm_event_pattern(alarm_names: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _message(dashboard_url: str) -> str:
+def _sign_in_line(primary: str, replica: str) -> str:
+    """JSONata: where sign-in is served, from the regions Route 53 answers with (``$serving``). The
+    domain's failover follows the primary's health check, so it moves exactly when Route 53 drops the
+    primary; a Cognito-only outage leaves the health check healthy and sign-in where it is."""
+    stays = (
+        f"Sign-in: the managed-login domain is served by {primary} (the user pool). A Cognito outage in "
+        f"{primary} alone does not move it: inverting the {primary} health check sends sign-in to the "
+        f"replica in {replica} (docs/operations.md)."
+    )
+    moved = (
+        f"Sign-in: the managed-login domain has failed over to the replica in {replica}. Sign-in and token "
+        f"refresh work there; sign-up, password resets, profile changes and TOTP MFA wait for {primary}."
+    )
+    return f"$count($health) > 0 ? ('{primary}' in $serving ? '{stays}' : '{moved}') : ''"
+
+
+def _message(dashboard_url: str, sign_in_failover: tuple[str, str] | None = None) -> str:
     """The JSONata expression of the notification's text."""
     lines = [
         "'CloudWatch alarm ' & $alarm & ' went from ' & $previous & ' to ' & $state & ' in ' & $region"
@@ -111,6 +130,7 @@ def _message(dashboard_url: str) -> str:
         "$count($health) > 0 ? ($count($serving) > 0 ? 'Route 53 answers with: ' & $join($serving, ', ') & '.'"
         " : 'No region is healthy: Route 53 fails open and answers with every region.') : ''",
         "$healthError != '' ? 'Could not read the Route 53 health checks: ' & $healthError : ''",
+        *([_sign_in_line(*sign_in_failover)] if sign_in_failover else []),
         f"'Dashboard: {dashboard_url}'",
         "'Alarm: https://' & $region & '.console.aws.amazon.com/cloudwatch/home?region=' & $region"
         " & '#alarmsV2:alarm/' & $alarm",
@@ -138,9 +158,10 @@ def runbook_definition(
     dashboard_url: str,
     health_alarms: Mapping[str, str],
     health_check_ids: Mapping[str, str],
+    sign_in_failover: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The runbook's Amazon States Language definition (JSONata); the health branch only where
-    health_alarms is not empty."""
+    health_alarms is not empty (and, with ``sign_in_failover``, where sign-in is served)."""
     states: dict[str, Any] = {
         "ReadAlarm": {
             "Type": "Pass",
@@ -162,7 +183,7 @@ def runbook_definition(
             "Arguments": {
                 "TopicArn": topic_arn,
                 "Subject": sns_subject("'[' & $state & '] ' & $alarm"),
-                "Message": _message(dashboard_url),
+                "Message": _message(dashboard_url, sign_in_failover if health_alarms else None),
             },
             "Retry": RETRY_TRANSIENT,
             "End": True,
@@ -284,6 +305,7 @@ class IncidentResponse(pulumi.ComponentResource):
                     dashboard_url=args.dashboard_url,
                     health_alarms=location.health_alarms,
                     health_check_ids=ids,
+                    sign_in_failover=args.sign_in_failover,
                 )
             )
 

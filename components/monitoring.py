@@ -108,6 +108,9 @@ class MonitoringArgs:
     thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
     """Alarm thresholds."""
     incident_response: bool = True
+    sign_in_failover: tuple[str, str] | None = None
+    """(primary, replica): sign-in fails over from the one to the other on the primary's health check;
+    the runbook's health check messages then say where sign-in is served."""
     """A runbook per region on this stack's alarms (EventBridge rule -> Step Functions -> SNS)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for every taggable child."""
@@ -293,6 +296,7 @@ class Monitoring(pulumi.ComponentResource):
                     r.region: r.health_check_id for r in args.regions if r.health_check_id is not None
                 },
                 dashboard_url=dashboard,
+                sign_in_failover=args.sign_in_failover,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

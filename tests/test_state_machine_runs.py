@@ -337,13 +337,56 @@ def observations(healthy: int, total: int = 16) -> dict[str, Any]:
     return {"HealthCheckObservations": report}
 
 
-def runbook(with_health: bool = True) -> dict[str, Any]:
+def runbook(with_health: bool = True, sign_in: bool = False) -> dict[str, Any]:
     return runbook_definition(
         topic_arn=TOPIC,
         dashboard_url=DASHBOARD,
         health_alarms={HEALTH_ALARM: "us-east-2"} if with_health else {},
         health_check_ids=CHECKS if with_health else {},
+        sign_in_failover=("us-east-1", "us-east-2") if sign_in else None,
     )
+
+
+@pytest.mark.parametrize(
+    ("east_healthy", "expected"),
+    [
+        (16, "Sign-in: the managed-login domain is served by us-east-1 (the user pool). A Cognito outage"),
+        (
+            1,
+            "Sign-in: the managed-login domain has failed over to the replica in us-east-2. Sign-in and token",
+        ),
+    ],
+)
+def test_with_a_replicated_pool_the_runbook_says_where_sign_in_is_served(
+    east_healthy: int, expected: str, tmp_path: Path
+) -> None:
+    outcome = run(
+        runbook(sign_in=True),
+        {
+            "input": alarm_event(HEALTH_ALARM),
+            "answers": {
+                GET_HEALTH_CHECK_STATUS: [observations(east_healthy), observations(16)],
+                SNS_PUBLISH: [{}],
+            },
+        },
+        tmp_path,
+    )
+    assert outcome["status"] == "SUCCEEDED", outcome
+    text = published(outcome)[0]["Message"]
+    assert expected in text
+    assert text.count("Sign-in:") == 1
+
+
+def test_without_a_replica_or_for_another_alarm_nothing_is_said_about_sign_in(tmp_path: Path) -> None:
+    answers = {GET_HEALTH_CHECK_STATUS: [observations(16)], SNS_PUBLISH: [{}]}
+    plain = run(runbook(), {"input": alarm_event(HEALTH_ALARM), "answers": answers}, tmp_path)
+    assert "Sign-in" not in published(plain)[0]["Message"]
+    other = run(
+        runbook(with_health=False, sign_in=True),
+        {"input": alarm_event("users-api-errors"), "answers": {SNS_PUBLISH: [{}]}},
+        tmp_path,
+    )
+    assert "Sign-in" not in published(other)[0]["Message"]
 
 
 def test_a_health_check_alarm_reads_both_health_checks_and_names_the_region_that_serves(
