@@ -1,5 +1,6 @@
 """``python -m local`` as a user runs it, for tests: started in its own session, its output read line by
-line until a pattern shows, stopped with SIGTERM (as a closing terminal would) when the block ends."""
+line until a pattern shows, stopped with SIGTERM (as a closing terminal would) when the block ends, its
+whole output then in ``output``."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def local_env(issuer_file: Path) -> dict[str, str]:
 class LocalProcess:
     proc: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def wait_for(self, pattern: str, timeout: float = 90) -> re.Match[str]:
         """The first line matching ``pattern``; fails with everything printed so far."""
@@ -46,7 +48,26 @@ class LocalProcess:
 
     def keep_reading(self) -> None:
         """Go on collecting the output in the background (a full pipe would block the app)."""
-        threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+        self.reader = threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True)  # type: ignore[arg-type]
+        self.reader.start()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def stop(self) -> None:
+        """SIGTERM (a closing terminal), then wait for the exit and the last of its output."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise
+        if self.reader is None:
+            self.keep_reading()
+        assert self.reader is not None
+        self.reader.join(10)
 
 
 @contextmanager
@@ -64,9 +85,4 @@ def python_m_local(args: Sequence[str], env: Mapping[str, str]) -> Iterator[Loca
     try:
         yield running
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        running.stop()

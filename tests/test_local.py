@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +24,9 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from local.__main__ import SAMPLE_USERS, load_sample_users
+from local.auth import LocalIssuer
 from local.launcher import LocalApp, LocalAppError, start_local_app
+from tests.local_process import local_env, python_m_local
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EAST_1, EAST_2 = "us-east-1", "us-east-2"
@@ -295,42 +293,14 @@ def _free_port() -> int:
 def test_python_m_local_serves_two_regions_with_sample_data_and_stops_cleanly(tmp_path: Path) -> None:
     """The main job end to end: its own PostgreSQL, migrations, sample users, two regions, SIGTERM."""
     ports = {EAST_1: _free_port(), EAST_2: _free_port()}
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     # Authentication is on by default: its issuer goes to a file of this test, not a developer's.
-    env["LOCAL_ISSUER_FILE"] = str(tmp_path / "issuer.json")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local",
-            "--region",
-            f"{EAST_1}={ports[EAST_1]}",
-            "--region",
-            f"{EAST_2}={ports[EAST_2]}",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output: list[str] = []
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                break
-            output.append(line)
-            if f"{EAST_2}: http://127.0.0.1:{ports[EAST_2]}" in line:
-                break
-        text = "".join(output)
-        assert f"{EAST_1}: http://127.0.0.1:{ports[EAST_1]}" in text, text
-        east_1, east_2 = (f"http://127.0.0.1:{ports[r]}" for r in (EAST_1, EAST_2))
+    args = ["--region", f"{EAST_1}={ports[EAST_1]}", "--region", f"{EAST_2}={ports[EAST_2]}"]
+    east_1, east_2 = (f"http://127.0.0.1:{ports[r]}" for r in (EAST_1, EAST_2))
+    with python_m_local(args, local_env(tmp_path / "issuer.json")) as local:
+        local.wait_for(rf"{EAST_2}: {east_2}")
+        assert f"{EAST_1}: {east_1}" in local.text, local.text
+        local.keep_reading()
         assert request(east_2, "GET", "/users").status == 401
-        from local.auth import LocalIssuer
-
         token = LocalIssuer.load(tmp_path / "issuer.json").token("test-admin", admin=True)
         auth = {"Authorization": f"Bearer {token}"}
         listed = request(east_2, "GET", "/users", headers=auth).body["items"]
@@ -341,16 +311,8 @@ def test_python_m_local_serves_two_regions_with_sample_data_and_stops_cleanly(tm
         assert request(east_2, "GET", created.headers["location"], headers=auth).status == 200
         # The handler runs as the least-privilege role, as on AWS.
         assert request(east_1, "GET", "/health").body["region"] == EAST_1
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rest, _ = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-        output.append(rest)
-    text = "".join(output)
-    assert proc.returncode == 0, text
+    text = local.text
+    assert local.proc.returncode == 0, text
     assert "PostgreSQL stopped" in text
     assert not (tmp_path / "issuer.json").exists()  # the run's key is gone with the run
     assert re.search(rf"{EAST_1} GET /health 200", text), text  # one log line per request
@@ -358,5 +320,7 @@ def test_python_m_local_serves_two_regions_with_sample_data_and_stops_cleanly(tm
     for port in ports.values():
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0
-    leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True, check=False)
+    leftover = subprocess.run(
+        ["pgrep", "-s", str(local.proc.pid)], capture_output=True, text=True, check=False
+    )
     assert leftover.stdout.strip() == "", leftover.stdout

@@ -7,18 +7,18 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.local_process import LocalProcess, python_m_local
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,18 +47,16 @@ class Run:
 
     control_port: int
     env: dict[str, str]
-    proc: subprocess.Popen[str]
+    local: LocalProcess
+    stack: ExitStack
     urls: dict[str, str] = field(default_factory=dict)
-    output: list[str] = field(default_factory=list)
+
+    @property
+    def proc(self) -> subprocess.Popen[str]:
+        return self.local.proc
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                raise
+        self.stack.close()
 
     def tool(self, *args: str, control_port: int | None = None) -> subprocess.CompletedProcess[str]:
         """A tool run from this run's shell (CONTROL_PORT set), or with another control port."""
@@ -91,30 +89,15 @@ def start_run(runtime_dir: Path, database_url: str, names: tuple[str, str]) -> R
         DATABASE_URL=database_url,
         PYTHONUNBUFFERED="1",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "--ports", f"{names[0]}=0 {names[1]}=0", "--no-sample-data"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    run = Run(port, env, proc)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            break
-        run.output.append(line)
-        found = re.match(r"\s+([a-z0-9-]+): (http://127\.0\.0\.1:\d+)\s+try:", line)
-        if found:
-            run.urls[found.group(1)] = found.group(2)
-        if "find this run by CONTROL_PORT" in line:
-            threading.Thread(target=lambda: run.output.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
-            return run
-    run.stop()
-    raise AssertionError("".join(run.output))
+    args = ["--ports", f"{names[0]}=0 {names[1]}=0", "--no-sample-data"]
+    with ExitStack() as starting:  # the run is stopped here only if its start fails
+        local = starting.enter_context(python_m_local(args, env))
+        local.wait_for("find this run by CONTROL_PORT")
+        urls = dict(
+            re.findall(r"^\s+([a-z0-9-]+): (http://127\.0\.0\.1:\d+)\s+try:", local.text, re.MULTILINE)
+        )
+        local.keep_reading()
+        return Run(port, env, local, starting.pop_all(), urls)
 
 
 @pytest.fixture
@@ -147,7 +130,7 @@ def test_two_apps_keep_their_own_issuers_before_and_after_one_stops(
             assert get(url, "/users?limit=1", other) == 401  # the other run's issuer is another pool
 
     first.stop()
-    assert first.proc.returncode == 0, "".join(first.output)
+    assert first.proc.returncode == 0, first.local.text
     # The second run's key survived the first run's exit: old and new tokens work.
     for url in second.urls.values():
         assert get(url, "/users?limit=1", second_token) == 200
