@@ -155,31 +155,14 @@ def measure_first_request(
     return figures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--stack", default="prod", help="whose lambdaRuntime to build for (default: prod)")
-    parser.add_argument("--runtime", help="Lambda runtime, e.g. python3.12 (default: the stack's)")
-    parser.add_argument("--runs", type=int, default=11, help="fresh processes per variant and figure")
-    args = parser.parse_args()
-
-    runtime = args.runtime or configured_runtime(args.stack)
-    architecture = lambda_architecture()
-    try:
-        python, layer, code = build(runtime)
-    except BuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-    print(f"machine: {os.cpu_count()} CPU(s), {cpu_model()}, {platform.system()} {platform.machine()}")
-    print(f"load average at start: {load_average()} (the machine may be shared)")
-    print(f"interpreter: CPython {python.version} ({python.cache_tag}), found by the builder for {runtime}")
-    print(f"artifacts: {architecture} layer {layer.path.name}, function code {code.path.name}")
-    print(f"reproduce: .venv/bin/python benchmarks/coldstart_bench.py --runtime {runtime} --runs {args.runs}")
-
-    with layouts(layer.path, code.path, python, VARIANTS) as found, tempfile.TemporaryDirectory() as scratch:
+def measure(python: RuntimePython, layer: Path, code: Path, runs: int) -> tuple[dict, dict, dict, int]:
+    """Both figures on read-only layouts of the artifacts: init per variant, then the first request
+    against a seeded, migrated database (DATABASE_URL's server, else a throwaway PostgreSQL). Also the
+    bytecode files each layout holds, and how many the runs wrote (none may be)."""
+    with layouts(layer, code, python, VARIANTS) as found, tempfile.TemporaryDirectory() as scratch:
         roots = {variant: found[variant][0].parent.parent for variant in VARIANTS}
         written_before = {variant: bytecode_files(roots[variant]) for variant in VARIANTS}
-        init = measure_init(python, found, args.runs)
+        init = measure_init(python, found, runs)
         server_url = os.environ.get("DATABASE_URL")
         server = None if server_url else LocalPostgres().start()
         try:
@@ -189,21 +172,18 @@ def main() -> int:
                 from psycopg.conninfo import conninfo_to_dict
 
                 params = conninfo_to_dict(db_url)
-                first = measure_first_request(
-                    python,
-                    found,
-                    args.runs,
-                    int(params.get("port") or 5432),
-                    str(params["dbname"]),
-                    Path(scratch),
-                )
+                port, dbname = int(params.get("port") or 5432), str(params["dbname"])
+                first = measure_first_request(python, found, runs, port, dbname, Path(scratch))
         finally:
             if server is not None:
                 server.stop()
-        written = {variant: bytecode_files(roots[variant]) - written_before[variant] for variant in VARIANTS}
+        written = sum(bytecode_files(roots[v]) - written_before[v] for v in VARIANTS)
+    return init, first, written_before, written
 
-    print(f"\nbytecode files per layout: {written_before} (written during the runs: {sum(written.values())})")
-    print(f"\n(a) init, median of {args.runs} fresh interpreters per variant (-I -B, read-only layout)")
+
+def report_init(init: dict, runs: int) -> float:
+    """Table (a); returns shipped / precompiled init."""
+    print(f"\n(a) init, median of {runs} fresh interpreters per variant (-I -B, read-only layout)")
     print(f"   {'ms':36s} {'source only':>12s} {'shipped':>12s} {'precompiled':>12s}")
     rows = (
         ("import handler.app (Lambda's init)", "init"),
@@ -220,8 +200,12 @@ def main() -> int:
         f"{both['shipped'] / both['precompiled']:.2f}; source only / precompiled: init "
         f"{init['source only']['init'] / init['precompiled']['init']:.2f}"
     )
+    return float(init_ratio)
 
-    print(f"\n(b) first request in a fresh process, median of {args.runs} (GET /users?limit=50, DSQL path)")
+
+def report_first_request(first: dict, runs: int) -> float:
+    """Table (b); returns shipped / precompiled first request."""
+    print(f"\n(b) first request in a fresh process, median of {runs} (GET /users?limit=50, DSQL path)")
     print(f"   {'ms':36s} {'source only':>12s} {'shipped':>12s} {'precompiled':>12s}")
     for label, key in (
         ("first request (sign, connect, query)", "first"),
@@ -238,6 +222,32 @@ def main() -> int:
         f"   shipped / precompiled: first request {first_ratio:.2f} (target <= {FIRST_REQUEST_TARGET}); "
         f"source only / precompiled: {first['source only']['first'] / first['precompiled']['first']:.2f}"
     )
+    return float(first_ratio)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--stack", default="prod", help="whose lambdaRuntime to build for (default: prod)")
+    parser.add_argument("--runtime", help="Lambda runtime, e.g. python3.12 (default: the stack's)")
+    parser.add_argument("--runs", type=int, default=11, help="fresh processes per variant and figure")
+    args = parser.parse_args()
+
+    runtime = args.runtime or configured_runtime(args.stack)
+    try:
+        python, layer, code = build(runtime)
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"machine: {os.cpu_count()} CPU(s), {cpu_model()}, {platform.system()} {platform.machine()}")
+    print(f"load average at start: {load_average()} (the machine may be shared)")
+    print(f"interpreter: CPython {python.version} ({python.cache_tag}), found by the builder for {runtime}")
+    print(f"artifacts: {lambda_architecture()} layer {layer.path.name}, function code {code.path.name}")
+    print(f"reproduce: .venv/bin/python benchmarks/coldstart_bench.py --runtime {runtime} --runs {args.runs}")
+
+    init, first, written_before, written = measure(python, layer.path, code.path, args.runs)
+    print(f"\nbytecode files per layout: {written_before} (written during the runs: {written})")
+    init_ratio = report_init(init, args.runs)
+    first_ratio = report_first_request(first, args.runs)
     best_init = init["shipped"]["init_best"] / init["precompiled"]["init_best"]
     best_first = first["shipped"]["first_best"] / first["precompiled"]["first_best"]
     print(
