@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -172,19 +173,10 @@ def idempotency_cost(invoke: Invoker, iterations: int) -> tuple[dict[str, int], 
     return trips, latency
 
 
-def run_in_process(
-    app_url: str, iterations: int
-) -> tuple[dict[str, int], dict[str, dict[str, float]], tuple[dict[str, int], dict[str, dict[str, float]]]]:
-    os.environ["DATABASE_URL"] = app_url
-    os.environ["AWS_REGION"] = "bench-1"
-    invoke = Invoker()
-    from handler import logs
-
-    # Nothing is logged at the default level on these paths; should a warning appear, keep it off the table.
-    logs.logger().registered_handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - process lifetime
-
-    from handler import users
-
+def handler_routes(
+    invoke: Invoker, iterations: int
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Callable[[], object]]]:
+    """300 seeded users, the first page of them, and one request per measured route through the handler."""
     seed = [
         json.loads(invoke("POST", "/users", {"name": f"Seed {i}", "email": f"seed{i}@example.com"})["body"])
         for i in range(300)
@@ -192,7 +184,6 @@ def run_in_process(
     user_id = seed[0]["id"]
     first_page = json.loads(invoke("GET", "/users", query="limit=50")["body"])
     cursor = first_page["next_cursor"]
-    counter = iter(range(10**9))
 
     # Events are built before timing: on Lambda they arrive ready-made. Writes need fresh values.
     get_event = invoke.event("GET", f"/users/{user_id}")
@@ -213,6 +204,50 @@ def run_in_process(
         "POST /users": lambda: invoke.send(next(creates)),
         "PATCH /users/{id}": lambda: invoke.send(next(patches)),
     }
+    return seed, first_page, routes
+
+
+def alternating_latency(
+    handler_request: Callable[[], object], direct_request: Callable[[], object], iterations: int
+) -> dict[str, float]:
+    """p50/p99 of the handler's request and of the same SQL sent directly, strictly alternating, so both
+    see the same machine at each instant; and their ratios."""
+    handler_samples: list[float] = []
+    direct_samples: list[float] = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        handler_request()
+        handler_samples.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        direct_request()
+        direct_samples.append(time.perf_counter() - started)
+    figures = {
+        "handler_p50_ms": percentile(handler_samples, 50) * 1000,
+        "handler_p99_ms": percentile(handler_samples, 99) * 1000,
+        "direct_p50_ms": percentile(direct_samples, 50) * 1000,
+        "direct_p99_ms": percentile(direct_samples, 99) * 1000,
+    }
+    figures["p50_ratio"] = figures["handler_p50_ms"] / figures["direct_p50_ms"]
+    figures["p99_ratio"] = figures["handler_p99_ms"] / figures["direct_p99_ms"]
+    return figures
+
+
+def run_in_process(
+    app_url: str, iterations: int
+) -> tuple[dict[str, int], dict[str, dict[str, float]], tuple[dict[str, int], dict[str, dict[str, float]]]]:
+    os.environ["DATABASE_URL"] = app_url
+    os.environ["AWS_REGION"] = "bench-1"
+    invoke = Invoker()
+    from handler import logs
+
+    # Nothing is logged at the default level on these paths; should a warning appear, keep it off the table.
+    logs.logger().registered_handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - process lifetime
+
+    from handler import users
+
+    seed, first_page, routes = handler_routes(invoke, iterations)
+    user_id = seed[0]["id"]
+    counter = iter(range(10**9))
     for request in routes.values():  # warm: past psycopg's prepare threshold (5 executions)
         for _ in range(8):
             request()
@@ -238,26 +273,10 @@ def run_in_process(
         for _ in range(8):
             request()
     # Cheap libpq round trips make this a measure of Python overhead; both sides run in this process.
-    latency: dict[str, dict[str, float]] = {}
-    for name, direct_request in direct.items():
-        handler_samples: list[float] = []
-        direct_samples: list[float] = []
-        handler_request = routes[name]
-        for _ in range(iterations):  # strictly alternating, so both see the same machine at each instant
-            started = time.perf_counter()
-            handler_request()
-            handler_samples.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            direct_request()
-            direct_samples.append(time.perf_counter() - started)
-        latency[name] = {
-            "handler_p50_ms": percentile(handler_samples, 50) * 1000,
-            "handler_p99_ms": percentile(handler_samples, 99) * 1000,
-            "direct_p50_ms": percentile(direct_samples, 50) * 1000,
-            "direct_p99_ms": percentile(direct_samples, 99) * 1000,
-        }
-        latency[name]["p50_ratio"] = latency[name]["handler_p50_ms"] / latency[name]["direct_p50_ms"]
-        latency[name]["p99_ratio"] = latency[name]["handler_p99_ms"] / latency[name]["direct_p99_ms"]
+    latency = {
+        name: alternating_latency(routes[name], direct_request, iterations)
+        for name, direct_request in direct.items()
+    }
     direct_conn.close()
     keys = idempotency_cost(invoke, iterations)
     invoke.app.reset()
