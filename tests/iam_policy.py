@@ -5,11 +5,12 @@ an explicit Deny wins, else any matching Allow allows, else the request is denie
 when one of its actions matches (case-insensitive, ``*`` and ``?`` wildcards), one of its resources
 matches (case-sensitive, the same wildcards, ``${...}`` policy variables replaced from the request
 context) and every condition holds. Supported conditions: StringEquals, StringLike, ArnEquals,
-ArnLike and StringNotEquals, each with one value or a list (any may match), the ``IfExists`` suffix,
-the ``ForAllValues:``/``ForAnyValue:`` prefixes for multi-valued keys (a context value may be a list),
-and policy variables in condition values. A negated operator holds when the key is absent, as in IAM;
-``ForAllValues`` holds for an absent key, ``ForAnyValue`` does not. ``NotAction``, ``NotResource`` and
-other operators are refused, so a policy never passes through an unsupported path.
+ArnLike, StringNotEquals and Bool (``true``/``false``, compared without case), each with one value or a
+list (any may match), the ``IfExists`` suffix, the ``ForAllValues:``/``ForAnyValue:`` prefixes for
+multi-valued keys (a context value may be a list), and policy variables in condition values. A negated
+operator holds when the key is absent, as in IAM; ``ForAllValues`` holds for an absent key,
+``ForAnyValue`` does not. ``NotAction``, ``NotResource`` and other operators are refused, so a policy
+never passes through an unsupported path.
 
 ``load_policy(*paths)`` reads several policy files into one document: IAM evaluates every identity
 policy of a principal together, so the union of their statements answers as they do.
@@ -29,7 +30,7 @@ from typing import Any
 
 from tests.aws_calls import AwsCall
 
-SUPPORTED_OPERATORS = ("StringEquals", "StringLike", "ArnEquals", "ArnLike", "StringNotEquals")
+SUPPORTED_OPERATORS = ("StringEquals", "StringLike", "ArnEquals", "ArnLike", "StringNotEquals", "Bool")
 NEGATED_OPERATORS = ("StringNotEquals",)
 SET_PREFIXES = ("ForAllValues:", "ForAnyValue:")
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,8 @@ def _value_matches(base: str, pattern: str, actual: str, context: Mapping[str, A
     resolved = _substitute(pattern, context)
     if resolved is None:
         return False  # an unresolved policy variable matches nothing
+    if base == "Bool":
+        return resolved.lower() == actual.lower()
     return bool(wildcard(resolved).match(actual)) if base.endswith("Like") else resolved == actual
 
 

@@ -17,6 +17,7 @@ registration). Exports are recorded by wrapping ``pulumi.export`` for the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Mapping
@@ -154,6 +155,12 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
     if typ == "pulumi-python:dynamic/cognito:PoolReplicationSettings":
         pool, home = inputs.get("user_pool_id"), inputs.get("region")
         return {"issuer_url": f"https://issuer-cognito-idp.{home}.amazonaws.com/{pool}"}
+    if typ == "aws:kms/key:Key":  # a multi-Region key's ID starts with mrk-
+        key_id = "mrk-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+        return {"id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}"}
+    if typ == "aws:kms/replicaKey:ReplicaKey":  # the primary's key ID, in the replica's region
+        key_id = str(inputs.get("primaryKeyArn", "")).rsplit("/", 1)[-1]
+        return {"id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}"}
     if typ == "aws:dsql/cluster:Cluster":
         identifier = (name.replace("-", "") + "a" * 26)[:26]
         return {

@@ -1,6 +1,7 @@
 """authReplica under Pulumi mocks, through __main__.py: the multi-Region key and its replica, the pool's
 key and issuer settings, the replica pool in the secondary region, and each region's authorizer on its
-own region's pool ARN; with authReplica off (the default), none of it and both regions on the one pool."""
+own region's pool ARN; with authReplica off (the default, turned on in Pulumi.prod.yaml), none of it and
+both regions on the one pool."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def replicated() -> ProgramRun:
 
 @pytest.fixture(scope="module")
 def single() -> ProgramRun:
-    return run_program()
+    return run_program({"authReplica": False})
 
 
 def _authorizer_arns(run: ProgramRun, region: str) -> list[str]:
@@ -107,6 +108,14 @@ def test_a_token_of_either_region_is_accepted_by_both_apis(replicated: ProgramRu
     assert len(audiences) == 1
 
 
+def test_the_prod_stack_as_written_deploys_the_replica() -> None:
+    prod = run_program()
+    assert prod.one(KEY, PRIMARY).inputs["multiRegion"] is True
+    assert prod.one(REPLICA_KEY, SECONDARY).inputs["primaryKeyArn"] == prod.one(KEY).outputs["arn"]
+    assert prod.one(REPLICA).inputs["replica_region"] == SECONDARY
+    assert _authorizer_arns(prod, SECONDARY) == [prod.one(REPLICA).outputs["user_pool_arn"]]
+
+
 def test_without_auth_replica_nothing_is_added_and_both_regions_use_the_one_pool(single: ProgramRun) -> None:
     for typ in (KEY, REPLICA_KEY, SETTINGS, REPLICA):
         assert single.of_type(typ) == []
@@ -121,8 +130,10 @@ def test_auth_replica_needs_cognito() -> None:
     assert "pulumi config set authReplica false" in str(caught.value)
 
 
-def test_auth_replica_is_off_by_default_and_must_be_a_boolean() -> None:
-    assert parse_config(_raw()).auth_replica is False
+def test_auth_replica_is_off_by_default_on_in_prod_and_must_be_a_boolean() -> None:
+    unset = {key: value for key, value in _raw().items() if key != "authReplica"}
+    assert parse_config(unset).auth_replica is False
+    assert parse_config(_raw()).auth_replica is True  # Pulumi.prod.yaml (issue 21)
     with pytest.raises(ConfigError, match="authReplica"):
         parse_config(_raw(authReplica="yes please"))
 

@@ -113,6 +113,12 @@ def test_the_evaluator_matches_wildcards_variables_and_conditions_as_iam_does() 
                 "Condition": {"StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com"]}},
             },
             {"Effect": "Deny", "Action": "dsql:GetCluster", "Resource": "arn:aws:dsql:*:*:cluster/secret"},
+            {
+                "Effect": "Allow",
+                "Action": "kms:CreateKey",
+                "Resource": "*",
+                "Condition": {"Bool": {"kms:MultiRegion": "true"}},
+            },
         ]
     }
     ctx = {"aws:PrincipalAccount": "111122223333"}
@@ -126,6 +132,10 @@ def test_the_evaluator_matches_wildcards_variables_and_conditions_as_iam_does() 
     assert not allows(policy, "iam:PassRole", "arn:aws:iam::111122223333:role/app-12", passed)
     assert not allows(policy, "iam:PassRole", "arn:aws:iam::111122223333:role/APP-1", passed)  # case
     assert not allows(policy, "iam:PassRole", "arn:aws:iam::111122223333:role/app-1", ctx)  # no key
+    assert allows(policy, "kms:CreateKey", "*", {"kms:MultiRegion": "true"})
+    assert allows(policy, "kms:CreateKey", "*", {"kms:MultiRegion": True})  # Bool compares without case
+    assert not allows(policy, "kms:CreateKey", "*", {"kms:MultiRegion": "false"})
+    assert not allows(policy, "kms:CreateKey", "*", {})  # an absent key is not true
     assert wildcard("a*b").match("a:x/y:b") and not wildcard("a?b").match("ab")
 
 
@@ -485,6 +495,53 @@ def _certificate_validation(r: Registered) -> Need:
     return [("acm:DescribeCertificate", r.inputs["certificateArn"], {})]
 
 
+# KMS: internal/service/kms/key.go and replica_key.go (with their waiters and the tags they list and set).
+# Every KMS key operation carries kms:MultiRegion, and this program's keys are all multi-Region.
+MULTI_REGION = {"kms:MultiRegion": "true"}
+# Tags and a key policy sent with CreateKey or ReplicateKey are authorized on the key being made: it
+# carries no tag yet, only the request does.
+BEING_MADE = {**MULTI_REGION, "aws:ResourceTag/project": None}
+KEY_READS = "kms:DescribeKey kms:GetKeyPolicy kms:GetKeyRotationStatus kms:ListResourceTags"
+# Update: the description, the policy, enabling a key found disabled (is_enabled/enabled default to
+# true) and the tags. DisableKey and DisableKeyRotation are never called: the program sets neither.
+KEY_UPDATES = "kms:UpdateKeyDescription kms:PutKeyPolicy kms:EnableKey kms:TagResource kms:UntagResource"
+# Creating the account's first multi-Region key makes KMS create its service-linked role.
+MULTI_REGION_ROLE = (
+    f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/mrk.kms.amazonaws.com/"
+    "AWSServiceRoleForKeyManagementServiceMultiRegionKeys"
+)
+
+
+def _kms_calls(actions: str, resource: str) -> Need:
+    return [(action, resource, MULTI_REGION) for action in actions.split()]
+
+
+def _kms_key(r: Registered) -> Need:
+    """aws_kms_key with multi_region, a policy, rotation on and tags: CreateKey (policy and tags in the
+    request), EnableKeyRotation, the waiters' reads; ScheduleKeyDeletion and DescribeKey on delete."""
+    arn = r.outputs["arn"]
+    return [
+        ("kms:CreateKey", "*", MULTI_REGION),
+        ("kms:PutKeyPolicy", arn, BEING_MADE),
+        ("kms:TagResource", arn, BEING_MADE),
+        ("iam:CreateServiceLinkedRole", MULTI_REGION_ROLE, {"iam:AWSServiceName": "mrk.kms.amazonaws.com"}),
+        *_kms_calls(f"kms:EnableKeyRotation {KEY_READS} {KEY_UPDATES} kms:ScheduleKeyDeletion", arn),
+    ]
+
+
+def _kms_replica_key(r: Registered) -> Need:
+    """aws_kms_replica_key: ReplicateKey is called in the primary key's region on the primary key; the
+    replica is a new key in its own region (CreateKey, with its tags); then the waiters' reads, the same
+    updates as a key, and ScheduleKeyDeletion on delete."""
+    arn = r.outputs["arn"]
+    return [
+        ("kms:ReplicateKey", r.inputs["primaryKeyArn"], {**MULTI_REGION, "kms:ReplicaRegion": r.region}),
+        ("kms:CreateKey", "*", MULTI_REGION),
+        ("kms:TagResource", arn, BEING_MADE),
+        *_kms_calls(f"{KEY_READS} {KEY_UPDATES} kms:ScheduleKeyDeletion", arn),
+    ]
+
+
 NEEDS: dict[str, Callable[[Registered], Need]] = {
     "aws:dsql/cluster:Cluster": _cluster,
     "aws:iam/role:Role": _role,
@@ -510,6 +567,8 @@ NEEDS: dict[str, Callable[[Registered], Need]] = {
     "aws:route53/record:Record": _record,
     "aws:acm/certificate:Certificate": _certificate,
     "aws:acm/certificateValidation:CertificateValidation": _certificate_validation,
+    "aws:kms/key:Key": _kms_key,
+    "aws:kms/replicaKey:ReplicaKey": _kms_replica_key,
 }
 # Added by the parts that own these resources, each as its own statement (bootstrap/policies/deployer-*.json).
 OWNED_ELSEWHERE = {
@@ -540,12 +599,14 @@ NOT_AWS_RESOURCES = ("pulumi:providers:", "pulumi-python:dynamic/", "command:", 
 
 @pytest.fixture(scope="module")
 def program() -> list[Registered]:
-    """Every resource of the program with every optional part on (custom domain, alarm e-mail)."""
+    """Every resource of the program with every optional part on (custom domain, alarm e-mail, the
+    Cognito replica and its KMS keys)."""
     run = run_program(
         {
             "domainName": "api.example.com",
             "hostedZoneId": "Z0123456789ABCDEFGHIJ",
             "alarmEmail": "ops@example.com",
+            "authReplica": True,
         }
     )
     return run.resources
@@ -566,6 +627,28 @@ def test_the_aws_provider_may_do_everything_it_does_for_the_programs_resources(p
         if not allows(POLICY, action, resource, {**CONTEXT, **extra})
     ]
     assert denied == []
+
+
+def test_the_kms_actions_granted_are_exactly_those_the_provider_calls(program) -> None:
+    """No KMS action beyond the keys' lifecycle: no grants, no use of a key, no disabling."""
+    called = {
+        action
+        for r in program
+        if r.typ.startswith("aws:kms/")
+        for action, _, _ in NEEDS[r.typ](r)
+        if action.startswith("kms:")
+    }
+    granted = {
+        action
+        for statement in POLICY["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if action.startswith("kms:")
+    }
+    assert {"kms:CreateKey", "kms:ReplicateKey"} <= called  # the program has the key and its replica
+    assert granted == called
 
 
 def test_roles_can_be_passed_only_to_the_services_that_use_them(program) -> None:

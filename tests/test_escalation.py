@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from components.auth_replica import COGNITO_KEY_ACTIONS, COGNITO_PRINCIPAL, key_policy
 from tests.iam_policy import POLICY_DIR, allows, boundary_arn, deployer_context, deployer_policy, load_policy
 from tests.ops_mocks import run_ops_program
 from tests.pulumi_harness import ACCOUNT
@@ -262,3 +263,87 @@ def test_the_previewer_only_reads() -> None:
         ("lambda:InvokeFunction", "*"),
     ]:
         assert not allows(PREVIEWER, action, resource, OURS), action
+
+
+# ---------------------------------------------------------------- KMS: the multi-Region key (authReplica)
+
+KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+MULTI_REGION = {**OURS, "kms:MultiRegion": "true"}
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "kms:ReEncryptFrom",
+        "kms:CreateGrant",
+        "kms:DisableKey",
+        "kms:DisableKeyRotation",
+        "kms:CancelKeyDeletion",
+        "kms:UpdatePrimaryRegion",
+        "kms:ImportKeyMaterial",
+        "kms:CreateAlias",
+    ],
+)
+def test_the_deployer_cannot_use_or_lend_a_key_not_even_this_projects(action: str) -> None:
+    """The deployer manages the key's lifecycle; reading the pool's data through it (or granting that to
+    someone) is not part of it, on any key."""
+    for key in (KEY, f"arn:aws:kms:us-east-2:{ACCOUNT}:key/*", "*"):
+        assert not allows(DEPLOYER, action, key, MULTI_REGION), key
+
+
+def test_keys_are_created_only_multi_region_and_with_the_projects_tag() -> None:
+    assert allows(DEPLOYER, "kms:CreateKey", "*", MULTI_REGION)
+    assert not allows(DEPLOYER, "kms:CreateKey", "*", {**MULTI_REGION, "kms:MultiRegion": "false"})
+    assert not allows(DEPLOYER, "kms:CreateKey", "*", without(MULTI_REGION, "kms:MultiRegion"))
+    assert not allows(DEPLOYER, "kms:CreateKey", "*", without(MULTI_REGION, "aws:RequestTag/project"))
+
+
+@pytest.mark.parametrize(
+    "action", ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:ReplicateKey", "kms:TagResource"]
+)
+def test_another_projects_key_policy_and_life_are_out_of_reach(action: str) -> None:
+    assert allows(DEPLOYER, action, KEY, MULTI_REGION)
+    assert not allows(DEPLOYER, action, KEY, another_project(MULTI_REGION))
+    # A request carrying this project's tag does not reach another project's key either.
+    assert not allows(DEPLOYER, action, KEY, another_project({**MULTI_REGION, "aws:RequestTag/project": "x"}))
+
+
+def test_the_only_service_linked_role_the_deployer_may_create_is_kmss_for_multi_region_keys() -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{{}}/{{}}"
+    kms = role.format("mrk.kms.amazonaws.com", "AWSServiceRoleForKeyManagementServiceMultiRegionKeys")
+    assert allows(
+        DEPLOYER, "iam:CreateServiceLinkedRole", kms, {**OURS, "iam:AWSServiceName": "mrk.kms.amazonaws.com"}
+    )
+    for service, name in [
+        ("elasticloadbalancing.amazonaws.com", "AWSServiceRoleForElasticLoadBalancing"),
+        ("organizations.amazonaws.com", "AWSServiceRoleForOrganizations"),
+    ]:
+        assert not allows(
+            DEPLOYER,
+            "iam:CreateServiceLinkedRole",
+            role.format(service, name),
+            {**OURS, "iam:AWSServiceName": service},
+        )
+    assert not allows(
+        DEPLOYER, "iam:CreateServiceLinkedRole", kms, {**OURS, "iam:AWSServiceName": "x.amazonaws.com"}
+    )
+
+
+def test_the_key_policy_the_deployer_writes_gives_no_one_more_than_iam_does() -> None:
+    """IAM cannot limit what a key policy says, so the program's own is held here: the account root (which
+    hands the key to IAM policies, so the deployer keeps exactly the statements above) and Cognito for this
+    account's pools, with cryptographic actions only. No role, no other account, no grants."""
+    policy = json.loads(key_policy(ACCOUNT))
+    principals = [statement["Principal"] for statement in policy["Statement"]]
+    assert principals == [{"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, {"Service": COGNITO_PRINCIPAL}]
+    [cognito] = [s for s in policy["Statement"] if s["Principal"] == {"Service": COGNITO_PRINCIPAL}]
+    assert cognito["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert set(cognito["Action"]) == set(COGNITO_KEY_ACTIONS)
+    assert not any(
+        action.startswith(("kms:Create", "kms:Put", "kms:Schedule", "kms:Retire"))
+        for action in cognito["Action"]
+    )
+    assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])

@@ -1,5 +1,7 @@
 """Identity under Pulumi mocks, through __main__.py: one Cognito user pool in the primary region, its
-clients and group, and the authorizer on both regions' REST APIs; authMode none opens the API."""
+clients and group, and the authorizer on both regions' REST APIs; authMode none opens the API. ``prod`` is
+the prod stack as written (authReplica on: the secondary authorizes on the replica, same pool ID);
+``single_region`` the same with authReplica off (tests/test_auth_replica.py has the replica's parts)."""
 
 from __future__ import annotations
 
@@ -32,9 +34,15 @@ def prod() -> ProgramRun:
 
 
 @pytest.fixture(scope="module")
+def single_region() -> ProgramRun:
+    return run_program({"authReplica": False})
+
+
+@pytest.fixture(scope="module")
 def open_api_and_warnings() -> tuple[ProgramRun, list[str]]:
     with mock.patch("pulumi.log.warn") as warn:
-        run = run_program({"authMode": "none"})
+        # authReplica replicates a pool: refused without one, so off with authMode none.
+        run = run_program({"authMode": "none", "authReplica": False})
     return run, [str(call.args[0]) for call in warn.call_args_list]
 
 
@@ -153,24 +161,39 @@ def test_admins_group(prod: ProgramRun) -> None:
     assert group["userPoolId"] == _pool(prod).outputs["id"]
 
 
-def test_exports_what_clients_and_the_smoke_tool_need(prod: ProgramRun) -> None:
-    pool = _pool(prod).outputs
-    assert prod.outputs["userPoolId"] == pool["id"]
-    assert prod.outputs["userPoolArn"] == pool["arn"]
-    assert prod.outputs["userPoolArn"].startswith(f"arn:aws:cognito-idp:{PRIMARY}:{ACCOUNT}:userpool/")
+@pytest.mark.parametrize(
+    ("run_name", "issuer_host"),
+    [("prod", "issuer-cognito-idp"), ("single_region", "cognito-idp")],  # prod: authReplica's UPDATED issuer
+)
+def test_exports_what_clients_and_the_smoke_tool_need(
+    run_name: str, issuer_host: str, request: pytest.FixtureRequest
+) -> None:
+    run: ProgramRun = request.getfixturevalue(run_name)
+    pool = _pool(run).outputs
+    assert run.outputs["userPoolId"] == pool["id"]
+    assert run.outputs["userPoolArn"] == pool["arn"]
+    assert run.outputs["userPoolArn"].startswith(f"arn:aws:cognito-idp:{PRIMARY}:{ACCOUNT}:userpool/")
     # The mocks give a resource without a computed id the id "<name>-id".
-    assert prod.outputs["userPoolClientId"] == "users-identity-client-id"
-    assert prod.outputs["userPoolSmokeClientId"] == "users-identity-smoke-client-id"
-    assert prod.outputs["userPoolIssuer"] == f"https://cognito-idp.{PRIMARY}.amazonaws.com/{pool['id']}"
+    assert run.outputs["userPoolClientId"] == "users-identity-client-id"
+    assert run.outputs["userPoolSmokeClientId"] == "users-identity-smoke-client-id"
+    assert run.outputs["userPoolIssuer"] == f"https://{issuer_host}.{PRIMARY}.amazonaws.com/{pool['id']}"
 
 
 # ----------------------------------------------------------------- the authorizer in both regions
 
 
 @pytest.mark.parametrize("region", [PRIMARY, SECONDARY])
-def test_every_method_but_health_and_preflights_requires_the_one_pool(prod: ProgramRun, region: str) -> None:
+@pytest.mark.parametrize("run_name", ["prod", "single_region"])
+def test_every_method_but_health_and_preflights_requires_the_pool(
+    run_name: str, region: str, request: pytest.FixtureRequest
+) -> None:
+    """Without the replica both regions name the one pool; with it (prod), each region names the pool in
+    its own region: the same pool ID, the replica's ARN in the secondary."""
+    prod: ProgramRun = request.getfixturevalue(run_name)
     body = _body(prod, region)
     pool_arn = _pool(prod).outputs["arn"]
+    if run_name == "prod":
+        pool_arn = pool_arn.replace(f":{PRIMARY}:", f":{region}:")
     schemes = body["components"]["securitySchemes"]
     cognito = [
         name for name, s in schemes.items() if s.get("x-amazon-apigateway-authtype") == COGNITO_AUTHTYPE
@@ -205,14 +228,24 @@ def test_every_method_but_health_and_preflights_requires_the_one_pool(prod: Prog
     )
 
 
-def test_both_regions_name_the_same_pool(prod: ProgramRun) -> None:
-    arns = {
-        json.dumps(
-            _body(prod, region)["components"]["securitySchemes"]["cognito"]["x-amazon-apigateway-authorizer"]
-        )
-        for region in (PRIMARY, SECONDARY)
-    }
-    assert len(arns) == 1
+def test_both_regions_name_the_same_pool(prod: ProgramRun, single_region: ProgramRun) -> None:
+    def authorizers(run: ProgramRun) -> set[str]:
+        return {
+            json.dumps(
+                _body(run, region)["components"]["securitySchemes"]["cognito"][
+                    "x-amazon-apigateway-authorizer"
+                ]
+            )
+            for region in (PRIMARY, SECONDARY)
+        }
+
+    assert len(authorizers(single_region)) == 1
+    # With the replica (prod): one pool ID, named in each region by that region's ARN.
+    pool_id = _pool(prod).outputs["id"]
+    arns = [json.loads(a)["providerARNs"] for a in authorizers(prod)]
+    assert sorted(arns) == [
+        [f"arn:aws:cognito-idp:{region}:{ACCOUNT}:userpool/{pool_id}"] for region in (PRIMARY, SECONDARY)
+    ]
 
 
 @pytest.mark.parametrize("region", [PRIMARY, SECONDARY])

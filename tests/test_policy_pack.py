@@ -876,7 +876,8 @@ def test_the_program_authorizes_every_method_but_health_and_preflights(program_r
 
 def test_an_auth_mode_none_stack_passes_only_with_the_no_auth_config() -> None:
     """The explicit opt-out stays satisfiable: refused as written, accepted with allowUnauthenticated."""
-    apis = run_program({"authMode": "none"}).of_type(REST_API)
+    # authReplica (on in prod) replicates a pool, so an open stack has it off.
+    apis = run_program({"authMode": "none", "authReplica": False}).of_type(REST_API)
     assert len(apis) == 2
     no_auth = json.loads((POLICY_DIR / "config" / "no-auth.json").read_text())
     for api in apis:

@@ -53,7 +53,8 @@ def test_the_checks_run_as_the_deploying_identity() -> None:
 
 
 def test_an_open_api_is_checked_without_a_token() -> None:
-    run = run_program({"smokeAfterDeploy": "true", "authMode": "none"})
+    # authReplica (on in prod) needs a pool: off with authMode none.
+    run = run_program({"smokeAfterDeploy": "true", "authMode": "none", "authReplica": False})
     assert "--user-pool-id" not in run.one(COMMAND).inputs["create"]
 
 

@@ -449,6 +449,7 @@ def test_the_deployer_may_make_exactly_the_providers_calls_and_only_on_this_proj
 
 KEY_ACTIONS = [
     "kms:DescribeKey",
+    "kms:EnableKey",
     "kms:EnableKeyRotation",
     "kms:GetKeyPolicy",
     "kms:GetKeyRotationStatus",
@@ -463,9 +464,12 @@ KEY_ACTIONS = [
 
 
 def test_the_deployer_may_manage_the_multi_region_key_and_its_replica_of_this_project_only() -> None:
-    policy, context = deployer_policy(), deployer_context(ACCOUNT)
+    policy = deployer_policy()
+    context = {**deployer_context(ACCOUNT), "kms:MultiRegion": "true"}
     assert allows(policy, "kms:CreateKey", "*", context)  # in both regions: ReplicateKey creates a key too
     assert not allows(policy, "kms:CreateKey", "*", {**context, "aws:RequestTag/project": "another-project"})
+    # Only multi-Region keys: the program makes no other kind.
+    assert not allows(policy, "kms:CreateKey", "*", {**context, "kms:MultiRegion": "false"})
     for region in (PRIMARY, SECONDARY):
         key = f"arn:aws:kms:{region}:{ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
         for action in KEY_ACTIONS:
@@ -476,6 +480,12 @@ def test_the_deployer_may_manage_the_multi_region_key_and_its_replica_of_this_pr
         # Not even the tag that would bring another project's key into reach.
         retag = {**context, "aws:ResourceTag/project": "another-project"}
         assert not allows(policy, "kms:TagResource", key, retag), region
+        # Nor a single-Region key, even one tagged for this project (a request without tags).
+        single_region = key.replace("mrk-", "")
+        untagged_request = {k: v for k, v in context.items() if k != "aws:RequestTag/project"}
+        for action in KEY_ACTIONS:
+            single = {**untagged_request, "kms:MultiRegion": "false"}
+            assert not allows(policy, action, single_region, single), (action, region)
 
 
 def test_the_previewer_may_make_the_reads_of_a_refresh() -> None:

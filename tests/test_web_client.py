@@ -351,10 +351,11 @@ def test_config_validates_web_client_and_auth_domain_prefix() -> None:
 
 def test_an_open_api_gets_no_web_client_and_a_warning(site: Path) -> None:
     with mock.patch("pulumi.log.warn") as warn:
-        run = run_program({"authMode": "none"})
+        # authReplica (on in prod) needs a pool: off with authMode none.
+        run = run_program({"authMode": "none", "authReplica": False})
     assert run.of_type(BUCKET) == [] and run.of_type(DOMAIN) == [] and run.of_type(DISTRIBUTION) == []
     assert any("webClient" in str(call.args[0]) for call in warn.call_args_list)
-    quiet = run_program({"authMode": "none", "webClient": False}, program=None)
+    quiet = run_program({"authMode": "none", "authReplica": False, "webClient": False}, program=None)
     assert quiet.of_type(BUCKET) == []
 
 
