@@ -172,3 +172,27 @@ def test_the_policy_pack_finds_nothing_with_auth_replica(replicated: ProgramRun)
     from tests.test_policy_pack import program_violations
 
     assert {name: found for name, found in program_violations(replicated).items() if found} == {}
+
+
+STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
+
+
+def _runbooks_mentioning_sign_in(run: ProgramRun) -> list[str]:
+    return sorted(
+        machine.name
+        for machine in run.of_type(STATE_MACHINE)
+        if "incidents" in machine.name and "Sign-in: " in machine.inputs["definition"]
+    )
+
+
+def test_the_incident_runbook_of_the_health_alarms_says_where_sign_in_is_served(
+    replicated: ProgramRun, single: ProgramRun
+) -> None:
+    """Only the runbook that reads the health checks (us-east-1, where Route 53's alarms live) can say
+    where the domain serves sign-in; without a replica there is nothing to say."""
+    assert replicated.of_type(DOMAIN), "managed login is on in the prod stack"
+    [runbook] = _runbooks_mentioning_sign_in(replicated)
+    assert "us-east-1" in runbook
+    definition = replicated.named(runbook).inputs["definition"]
+    assert f"failed over to the replica in {SECONDARY}" in definition
+    assert _runbooks_mentioning_sign_in(single) == []
