@@ -716,7 +716,9 @@ def probe_statements(log_group_arn: str, secret_arn: str | None) -> list[dict[st
     return statements
 
 
-PROBE_TIMEOUT_SECONDS = 30  # two DNS questions and one HTTPS request, each bounded by the event's timeout
+# Two DNS questions and one HTTPS request, or the identity check's secret read and two InitiateAuth calls
+# (and boto3's import), each bounded by the event's 5 s timeout.
+PROBE_TIMEOUT_SECONDS = 30
 LAMBDA_TRUST_POLICY = json.dumps(
     {
         "Version": "2012-10-17",

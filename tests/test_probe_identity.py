@@ -16,17 +16,24 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from probe.app import handler
 from probe.event import parse_identity_event
+from scripts.build_artifacts import find_runtime_python, lay_out
+from tests.pulumi_harness import ROOT, run_program
+from tests.test_probe import RUNTIME, _probe_program
 
 REGION = "us-east-2"
 CLIENT_ID = "drillclient0123456789abcdef"
@@ -304,3 +311,45 @@ def test_the_invocations_remaining_time_bounds_the_check(
 def test_a_malformed_identity_event_raises_naming_the_key(payload: dict[str, Any], key: str) -> None:
     with pytest.raises(ValueError, match=re.escape(key)):
         parse_identity_event(payload)
+
+
+@pytest.fixture(scope="module")
+def probe_build() -> dict[str, Any]:
+    """The probe's zips for this machine, under mocks (reused from build/lambda/probe/ when built)."""
+    return run_program(program=_probe_program).outputs
+
+
+def test_the_built_probe_checks_identity_on_python313_with_the_runtimes_boto3(
+    probe_build: dict[str, Any], fake_aws: tuple[FakeAws, str], tmp_path: Path
+) -> None:
+    """Laid out as Lambda mounts it, sources replaced by lines that raise (bytecode only), with boto3
+    on the path as the Lambda runtime provides it (this machine's boto3 stands for /var/runtime's): the
+    identity check imports boto3 only then, and works."""
+    opt_python, task = lay_out(ROOT / probe_build["layer"], ROOT / probe_build["code"], tmp_path)
+    for source in [*opt_python.rglob("*.py"), *task.rglob("*.py")]:
+        source.write_text("raise ImportError('the source ran: the shipped bytecode was not used')\n")
+    runtime_sdk = Path(boto3.__file__).resolve().parents[1]
+    python = find_runtime_python(RUNTIME.removeprefix("python"))
+    script = textwrap.dedent(
+        """
+        import json, sys
+        task, layer, runtime, event = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+        sys.path[:0] = [task, layer, runtime]
+        import probe.app
+        print(json.dumps(probe.app.handler(event)))
+        """
+    )
+    environment = {key: value for key, value in os.environ.items() if key.startswith("AWS_")}
+    result = subprocess.run(
+        [str(python.path), "-I", "-S", "-B", "-c", script, str(task), str(opt_python), str(runtime_sdk),
+         json.dumps(event())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", **environment},
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["identity"] == {"region": REGION, "signIn": "ok", "refresh": "ok"}
+    assert not [secret for secret in SECRETS_IN_PLAY if secret in result.stdout + result.stderr]
