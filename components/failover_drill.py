@@ -19,6 +19,12 @@ schedule (config ``drillSchedule``, off by default) that drills the secondary re
 5. Report: sns:Publish to the primary region's alarm topic, with the time to fail over and to come back.
    A restore that fails after its retries is reported as such, with the command that finishes it.
 
+With ``authReplica`` (``FailoverDrillArgs.identity``), a drill of the user pool's region also asks the
+probe, once failover is seen, to sign in and refresh at the replica's region as the drill's own user
+(components/drill_identity.py): the report says "sign-in in <secondary>: ok|failed (why)" and "token
+refresh in <secondary>: ok|failed (why)", and a failure fails the drill's verdict, taken after the
+restore (never instead of it). The probe's role may then also read that user's secret, in that region.
+
 Every Task after the inversion has a Catch (the tests walk the graph to prove no path from the
 inversion reaches an end without a restore). The role allows exactly route53:UpdateHealthCheck on the
 stack's own health checks, route53:TestDNSAnswer (IAM has no resource type for it, so "*"), and
