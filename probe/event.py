@@ -112,16 +112,6 @@ def parse_event(event: object) -> ProbeEvent:
     path = _text(event, "path", "the path to GET, e.g. /health") if "path" in event else DEFAULT_PATH
     if not path.startswith("/"):
         raise ValueError(f"event key 'path' must start with '/', got {path!r}")
-    timeout: object = event.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout <= MAX_TIMEOUT_SECONDS
-    ):
-        raise ValueError(
-            f"event key 'timeoutSeconds' must be a number of seconds above 0 and at most "
-            f"{MAX_TIMEOUT_SECONDS:.0f}, got {timeout!r}"
-        )
     scheme = event.get("scheme", "https")
     if scheme not in SCHEMES:
         raise ValueError(f"event key 'scheme' must be one of {SCHEMES} (http only for tests), got {scheme!r}")
@@ -134,7 +124,7 @@ def parse_event(event: object) -> ProbeEvent:
         domain=_text(event, "domain", "the name clients use, e.g. api.example.com"),
         subnet_hosts={region: host.strip() for region, host in subnet_hosts.items()},
         path=path,
-        timeout_seconds=float(timeout),
+        timeout_seconds=_timeout(event),
         scheme=scheme,
         port=_port(event, "port") if "port" in event else None,
         dns_port=_port(event, "dnsPort") if "dnsPort" in event else 53,
