@@ -9,12 +9,13 @@ import pulumi_command as command
 from components.auth_replica import AuthReplica, AuthReplicaArgs
 from components.boundary import register_boundary
 from components.config import load_config
+from components.drill_identity import DrillIdentityArgs
 from components.dsql_cluster import DsqlMultiRegionCluster, DsqlMultiRegionClusterArgs
 from components.dynamic.migration import SchemaMigration
 from components.edge import Edge, EdgeArgs, origin_name
 from components.failover_drill import DrillTiming, FailoverDrill, FailoverDrillArgs
 from components.global_routing import GlobalRouting, GlobalRoutingArgs, RegionalEndpoint
-from components.identity import Identity, IdentityArgs
+from components.identity import PASSWORD_POLICY, Identity, IdentityArgs
 from components.lambda_artifact import LambdaArtifacts, LambdaArtifactsArgs
 from components.managed_login import (
     ManagedLogin,
@@ -393,7 +394,8 @@ if identity is not None and identity.web_client_id is not None and auth_host is 
         pulumi.export("webBucketName", web.bucket_name)
 
 # The failover drill needs the hosted zone: its probe asks the zone's own name servers, then the domain
-# over HTTPS; it reports to the primary region's topic (docs/operations.md).
+# over HTTPS; it reports to the primary region's topic (docs/operations.md). With authReplica, a drill of
+# the primary also signs in and refreshes at the replica, as a user of its own that the API refuses.
 if (
     config.hosted_zone_id
     and config.domain_name
@@ -422,6 +424,14 @@ if (
             scheduled_region=config.secondary_region,
             schedule=config.drill_schedule,
             log_retention_days=config.log_retention_days,
+            identity=DrillIdentityArgs(
+                user_pool_id=identity.user_pool_id,
+                primary_region=config.primary_region,
+                secondary_region=config.secondary_region,
+                password_policy=PASSWORD_POLICY,
+            )
+            if identity is not None and auth_replica is not None
+            else None,
         ),
     )
     pulumi.export("failoverDrillArn", drill.state_machine_arn)

@@ -19,6 +19,12 @@ schedule (config ``drillSchedule``, off by default) that drills the secondary re
 5. Report: sns:Publish to the primary region's alarm topic, with the time to fail over and to come back.
    A restore that fails after its retries is reported as such, with the command that finishes it.
 
+With ``authReplica`` (``FailoverDrillArgs.identity``), a drill of the user pool's region also asks the
+probe, once failover is seen, to sign in and refresh at the replica's region as the drill's own user
+(components/drill_identity.py): the report says "sign-in in <secondary>: ok|failed (why)" and "token
+refresh in <secondary>: ok|failed (why)", and a failure fails the drill's verdict, taken after the
+restore (never instead of it). The probe's role may then also read that user's secret, in that region.
+
 Every Task after the inversion has a Catch (the tests walk the graph to prove no path from the
 inversion reaches an end without a restore). The role allows exactly route53:UpdateHealthCheck on the
 stack's own health checks, route53:TestDNSAnswer (IAM has no resource type for it, so "*"), and
@@ -37,6 +43,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT
+from components.drill_identity import DrillIdentity, DrillIdentityArgs
 from components.global_routing import invoke_host
 from components.naming import LAMBDA_FUNCTION_NAME_MAX, SCHEDULE_NAME_MAX, stack_name
 from components.step_functions import (
@@ -114,6 +121,30 @@ class ProbeTarget:
         }
 
 
+@dataclass(frozen=True)
+class IdentityTarget:
+    """The identity check (probe/identity.py), with ``authReplica`` only: once the drilled primary's
+    clients are served elsewhere, the drill's user signs in and refreshes at the replica's region."""
+
+    function_arn: str
+    """The probe function (the same one that observes DNS and HTTPS)."""
+    primary_region: str
+    """The user pool's region: only a drill of this region is an outage the replica must cover."""
+    region: str
+    """The replica's region, whose Cognito endpoint is asked."""
+    client_id: str
+    """The drill's app client (not one the API accepts)."""
+    secret_arn: str
+    """The drill user's secret, its replica in ``region``."""
+    timeout_seconds: int = 5
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "identity": {"region": self.region, "clientId": self.client_id, "secretArn": self.secret_arn},
+            "timeoutSeconds": self.timeout_seconds,
+        }
+
+
 def drill_definition(
     *,
     health_check_ids: Mapping[str, str],
@@ -122,6 +153,7 @@ def drill_definition(
     topic_arn: str,
     probe: ProbeTarget,
     timing: DrillTiming,
+    identity: IdentityTarget | None = None,
 ) -> dict[str, Any]:
     """The drill's Amazon States Language definition (JSONata): pick, baseline, drill, restore, report.
 
@@ -129,6 +161,9 @@ def drill_definition(
     zone's own name servers asked with that region's client subnet (DNS), and an HTTPS request to the
     address they give (the X-Served-Region of the answer). TestDNSAnswer, which AWS does not document
     as applying health checks, is asked once during the outage and reported as a labelled extra.
+
+    With ``identity``, a drill of the pool's primary region also checks sign-in and token refresh at the
+    replica's region once failover is seen; a failure there fails the drill's verdict, after the restore.
     """
     regions = sorted(health_check_ids)
     ask = {"HostedZoneId": hosted_zone_id, "RecordName": regions_record_name, "RecordType": "TXT"}
@@ -140,9 +175,9 @@ def drill_definition(
         "States": {
             **_pick_region(health_check_ids),
             **_baseline(regions, probe, reports),
-            **_drill(ask, probe, timing),
-            **_restore(probe, timing, reports),
-            **_outcomes(reports),
+            **_drill(ask, probe, timing, identity),
+            **_restore(probe, timing, reports, identity),
+            **_outcomes(reports, identity),
         },
     }
 
@@ -293,12 +328,14 @@ def _baseline(regions: list[str], probe: ProbeTarget, reports: _Reports) -> dict
     }
 
 
-def _drill(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTiming) -> dict[str, Any]:
+def _drill(
+    ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTiming, identity: IdentityTarget | None
+) -> dict[str, Any]:
     """Invert and watch, inside one Parallel state whose Catch restores on any failure."""
     return {
         "Drill": {
             "Type": "Parallel",
-            "Branches": [_outage_branch(ask, probe, timing)],
+            "Branches": [_outage_branch(ask, probe, timing, identity)],
             "Output": "{% $states.result[0] %}",
             "Assign": {"failover": "{% $states.result[0] %}"},
             "Catch": [
@@ -313,12 +350,15 @@ def _drill(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTiming) -> d
     }
 
 
-def _outage_branch(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTiming) -> dict[str, Any]:
+def _outage_branch(
+    ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTiming, identity: IdentityTarget | None
+) -> dict[str, Any]:
     """Invert, then probe until a client in the drilled region is sent elsewhere (DNS) and served
     elsewhere (HTTPS), each timed on its own. Any failure in here is caught by the Parallel state
     around it, which restores."""
     moved = "$p.{kind}.region in $others"
-    return {
+    after_extra = "IsIdentityChecked" if identity else "FailedOver"
+    branch: dict[str, Any] = {
         "StartAt": "Invert",
         "States": {
             "Invert": {
@@ -331,6 +371,7 @@ def _outage_branch(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTimi
                     "failoverPolls": 0,
                     "dnsMoved": -1,
                     "httpsMoved": -1,
+                    **(_identity_not_checked(identity) if identity else {}),
                 },
                 "Next": "WaitForFailover",
             },
@@ -366,10 +407,10 @@ def _outage_branch(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTimi
                     {
                         "ErrorEquals": CATCH_ALL,
                         "Assign": {"testDnsAnswer": "{% 'no answer (' & $states.errorOutput.Error & ')' %}"},
-                        "Next": "FailedOver",
+                        "Next": after_extra,
                     }
                 ],
-                "Next": "FailedOver",
+                "Next": after_extra,
             },
             "FailedOver": {
                 "Type": "Pass",
@@ -378,6 +419,11 @@ def _outage_branch(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTimi
                     "httpsSeconds": "{% $httpsMoved %}",
                     "servedBy": "{% $servedBy %}",
                     "testDnsAnswer": "{% $testDnsAnswer %}",
+                    **(
+                        {"identityOk": "{% $identityOk %}", "identityReport": "{% $identityReport %}"}
+                        if identity
+                        else {}
+                    ),
                 },
                 "End": True,
             },
@@ -389,9 +435,78 @@ def _outage_branch(ask: Mapping[str, str], probe: ProbeTarget, timing: DrillTimi
             },
         },
     }
+    if identity:
+        branch["States"].update(_identity_check(identity))
+    return branch
 
 
-def _restore(probe: ProbeTarget, timing: DrillTiming, reports: _Reports) -> dict[str, Any]:
+def _identity_not_checked(identity: IdentityTarget) -> dict[str, Any]:
+    """What the report says when the drilled region is not the pool's primary (sign-in did not move)."""
+    return {
+        "identityOk": True,
+        "identityReport": "{% 'Sign-in and token refresh in "
+        + identity.region
+        + ": not checked (only a drill of "
+        + identity.primary_region
+        + ", where the user pool lives, takes sign-in to the replica).' %}",
+    }
+
+
+def _identity_text(step: str) -> str:
+    """JSONata: one step of the identity check ($i.signIn, $i.refresh) as ``ok`` or ``failed (why)``."""
+    return f"($i.{step} = 'ok' ? 'ok' : 'failed (' & $string($i.{step}) & ')')"
+
+
+def _identity_check(identity: IdentityTarget) -> dict[str, Any]:
+    """Once failover is seen in a drill of the pool's primary: the probe signs in and refreshes at the
+    replica's region. Whatever happens (an invocation that fails too), the branch goes on to
+    ``FailedOver``: the verdict is taken after the restore."""
+    where = identity.region
+    report = (
+        "{% ($i := $states.result.Payload.identity; 'Identity (the drill user at Cognito in ' & $i.region"
+        " & '): sign-in in ' & $i.region & ': ' & "
+        + _identity_text("signIn")
+        + " & '; token refresh in ' & $i.region & ': ' & "
+        + _identity_text("refresh")
+        + " & '.') %}"
+    )
+    return {
+        "IsIdentityChecked": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": f"{{% $target = '{identity.primary_region}' %}}", "Next": "ProbeIdentity"}
+            ],
+            "Default": "FailedOver",
+        },
+        "ProbeIdentity": {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Arguments": {"FunctionName": identity.function_arn, "Payload": identity.payload()},
+            "Retry": RETRY_TRANSIENT,
+            "Assign": {
+                "identityOk": "{% $states.result.Payload.identity.signIn = 'ok' and "
+                "$states.result.Payload.identity.refresh = 'ok' %}",
+                "identityReport": report,
+            },
+            "Catch": [
+                {
+                    "ErrorEquals": CATCH_ALL,
+                    "Assign": {
+                        "identityOk": False,
+                        "identityReport": f"{{% 'Identity: sign-in in {where}: failed (the probe failed: ' & "
+                        f"$states.errorOutput.Error & '); token refresh in {where}: failed (not tried).' %}}",
+                    },
+                    "Next": "FailedOver",
+                }
+            ],
+            "Next": "FailedOver",
+        },
+    }
+
+
+def _restore(
+    probe: ProbeTarget, timing: DrillTiming, reports: _Reports, identity: IdentityTarget | None
+) -> dict[str, Any]:
     """Restore the health check (also after a failed drill), then probe until the drilled region's
     clients are sent to and served by it again."""
     back = "$p.{kind}.region = $target"
@@ -419,28 +534,51 @@ def _restore(probe: ProbeTarget, timing: DrillTiming, reports: _Reports) -> dict
         "IsRestored": {
             "Type": "Choice",
             "Choices": [
-                {"Condition": "{% $dnsBack >= 0 and $httpsBack >= 0 %}", "Next": "ReportSuccess"},
+                {
+                    "Condition": "{% $dnsBack >= 0 and $httpsBack >= 0 %}",
+                    "Next": "IsIdentityOk" if identity else "ReportSuccess",
+                },
                 {"Condition": f"{{% $restorePolls < {timing.max_polls} %}}", "Next": "WaitForRestore"},
             ],
             "Default": "ReportRestoreNotSeen",
         },
         "RestoreAfterFailure": reports.restore("ReportDrillFailed"),
+        **(
+            {
+                # Judged after the restore: an identity failure never keeps a region out of DNS.
+                "IsIdentityOk": {
+                    "Type": "Choice",
+                    "Choices": [{"Condition": "{% $failover.identityOk %}", "Next": "ReportSuccess"}],
+                    "Default": "ReportIdentityFailed",
+                }
+            }
+            if identity
+            else {}
+        ),
     }
 
 
-def _outcomes(reports: _Reports) -> dict[str, Any]:
+# JSONata, the end of a quoted string that the caller opens: what the drill saw fail over and come back
+# (the passing report, and the identity failure's).
+_FAILED_OVER = (
+    "With its health check inverted, a client in ' & $target"
+    " & ' was sent to ' & $join($others, ',') & ' by the zone name servers after '"
+    " & $string($failover.dnsSeconds) & ' s (DNS, EDNS client subnet of ' & $target & ') and served by '"
+    " & $failover.servedBy & ' after ' & $string($failover.httpsSeconds) & ' s (HTTPS, X-Served-Region)."
+    " After the restore it was sent back after ' & $string($dnsBack) & ' s (DNS) and served by '"
+    " & $target & ' again after ' & $string($httpsBack) & ' s (HTTPS). Extra, not evidence: Route 53"
+    " TestDNSAnswer (not documented to apply health checks) answered ' & $failover.testDnsAnswer"
+    " & ' during the outage.'"
+)
+
+
+def _outcomes(reports: _Reports, identity: IdentityTarget | None) -> dict[str, Any]:
     """What the on-call reads, and the end state of each outcome."""
+    identity_line = " & ' ' & $failover.identityReport" if identity else ""
     return {
         "ReportSuccess": reports.report(
             "Failover drill passed for",
-            "'Failover drill of ' & $target & ' passed. With its health check inverted, a client in ' & $target"
-            " & ' was sent to ' & $join($others, ',') & ' by the zone name servers after '"
-            " & $string($failover.dnsSeconds) & ' s (DNS, EDNS client subnet of ' & $target & ') and served by '"
-            " & $failover.servedBy & ' after ' & $string($failover.httpsSeconds) & ' s (HTTPS, X-Served-Region)."
-            " After the restore it was sent back after ' & $string($dnsBack) & ' s (DNS) and served by '"
-            " & $target & ' again after ' & $string($httpsBack) & ' s (HTTPS). Extra, not evidence: Route 53"
-            " TestDNSAnswer (not documented to apply health checks) answered ' & $failover.testDnsAnswer"
-            " & ' during the outage.'",
+            "'Failover drill of ' & $target & ' passed. " + _FAILED_OVER + identity_line,
             "Passed",
         ),
         "Passed": {"Type": "Succeed"},
@@ -448,7 +586,7 @@ def _outcomes(reports: _Reports) -> dict[str, Any]:
             "Failover drill: restore not seen for",
             "'Failover drill of ' & $target & ': the health check was restored (Inverted=false), but a client in '"
             " & $target & ' is still not sent to and served by it: ' & $seen & '. Check the health check '"
-            " & $healthCheckId & ' in the console.'",
+            " & $healthCheckId & ' in the console.'" + identity_line,
             "RestoreNotSeen",
         ),
         "RestoreNotSeen": {
@@ -480,6 +618,32 @@ def _outcomes(reports: _Reports) -> dict[str, Any]:
             "Cause": "The health check is still inverted",
         },
         "ReportNotSent": {"Type": "Fail", "Error": "ReportNotSent", "Cause": "Publishing the report failed"},
+        **(_identity_outcome(reports, identity) if identity else {}),
+    }
+
+
+def _identity_outcome(reports: _Reports, identity: IdentityTarget) -> dict[str, Any]:
+    """Failover and restore worked, sign-in or refresh at the replica did not: the drill fails."""
+    return {
+        "ReportIdentityFailed": reports.report(
+            "Failover drill FAILED (sign-in) for",
+            "'Failover drill of ' & $target & ' FAILED: clients were served elsewhere and the region is back,"
+            " but users could not sign in or keep their session in "
+            + identity.region
+            + " with "
+            + identity.primary_region
+            + " out. ' & $failover.identityReport & ' "
+            + _FAILED_OVER
+            + " & ' Check the user pool replica: aws cognito-idp list-user-pool-replicas --region "
+            + identity.primary_region
+            + " --user-pool-id <pool id> (docs/operations.md: the identity check of the drill).'",
+            "IdentityFailed",
+        ),
+        "IdentityFailed": {
+            "Type": "Fail",
+            "Error": "IdentityFailed",
+            "Cause": f"Sign-in or token refresh failed in {identity.region} (the health check was restored)",
+        },
     }
 
 
@@ -533,7 +697,34 @@ class FunctionArtifacts(Protocol):
     """The function's ``handler`` setting (``probe.app.handler``)."""
 
 
-PROBE_TIMEOUT_SECONDS = 30  # two DNS questions and one HTTPS request, each bounded by the event's timeout
+def probe_statements(log_group_arn: str, secret_arn: str | None) -> list[dict[str, Any]]:
+    """The probe role's policy: its own log streams and, with the identity check, that one secret.
+
+    The secret is encrypted with the region's AWS managed key (aws/secretsmanager), whose key policy lets
+    the account's principals use it through Secrets Manager: no kms statement is needed here."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn.removesuffix(':*')}:*",
+        }
+    ]
+    if secret_arn:
+        statements.append(
+            {
+                "Sid": "ReadTheDrillUsersSecretInTheReplicaRegion",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": secret_arn,
+            }
+        )
+    return statements
+
+
+# Two DNS questions and one HTTPS request, or the identity check's secret read and two InitiateAuth calls
+# (and boto3's import), each bounded by the event's 5 s timeout.
+PROBE_TIMEOUT_SECONDS = 30
 LAMBDA_TRUST_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
@@ -574,6 +765,8 @@ class FailoverDrillArgs:
     log_retention_days: int = 30
     health_path: str = "/health"
     """Requested through the domain (its base path mapping serves the stage at the root)."""
+    identity: DrillIdentityArgs | None = None
+    """With ``authReplica``: the drill's own client and user, for the identity check; None: no check."""
 
     def __post_init__(self) -> None:
         if len(self.health_check_ids) < 2:
@@ -584,6 +777,10 @@ class FailoverDrillArgs:
             raise ValueError(
                 "FailoverDrill: every drilled region needs its invoke URL (the probe's client subnet)"
             )
+        if self.identity and {self.identity.primary_region, self.identity.secondary_region} - set(
+            self.health_check_ids
+        ):
+            raise ValueError("FailoverDrill: the identity check's regions must be drilled regions")
 
 
 class FailoverDrill(pulumi.ComponentResource):
@@ -599,8 +796,9 @@ class FailoverDrill(pulumi.ComponentResource):
         super().__init__(f"{PROJECT}:ops:FailoverDrill", name, None, opts)
         here = pulumi.ResourceOptions(parent=self, provider=args.provider)
         aws_name = stack_name(name, SCHEDULE_NAME_MAX)  # fits the state machine's 80 too
-        probe = self._probe(name, args, here)
-        machine = self._state_machine(name, aws_name, args, probe, here)
+        identity = DrillIdentity(f"{name}-identity", args.identity, here) if args.identity else None
+        probe = self._probe(name, args, identity, here)
+        machine = self._state_machine(name, aws_name, args, probe, identity, here)
         self.state_machine_arn = machine.state_machine.arn
         self.probe_function_name = probe.name
         self.schedule_name = self._schedule(name, aws_name, args, machine, here) if args.schedule else None
@@ -613,9 +811,14 @@ class FailoverDrill(pulumi.ComponentResource):
         )
 
     def _probe(
-        self, name: str, args: FailoverDrillArgs, here: pulumi.ResourceOptions
+        self,
+        name: str,
+        args: FailoverDrillArgs,
+        identity: DrillIdentity | None,
+        here: pulumi.ResourceOptions,
     ) -> aws.lambda_.Function:
-        """The probe function: writes its own logs, nothing else (it calls no AWS API)."""
+        """The probe function: writes its own logs and, with the identity check, reads the drill user's
+        secret in the replica's region (GetSecretValue on that one ARN; InitiateAuth needs no IAM)."""
         function_name = stack_name(f"{name}-probe", LAMBDA_FUNCTION_NAME_MAX)
         logs = aws.cloudwatch.LogGroup(
             f"{name}-probe-logs",
@@ -626,23 +829,16 @@ class FailoverDrill(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-probe-role",
             assume_role_policy=LAMBDA_TRUST_POLICY,
-            description=f"{function_name}: writes its own logs, nothing else",
+            description=f"{function_name}: writes its own logs"
+            + (", reads the drill user's secret" if identity else ", nothing else"),
             opts=here,
         )
+        secret_arn = identity.replica_secret_arn if identity else None
         policy = aws.iam.RolePolicy(
             f"{name}-probe-policy",
             role=role.id,
-            policy=logs.arn.apply(
-                lambda arn: policy_document(
-                    [
-                        {
-                            "Sid": "WriteOwnLogs",
-                            "Effect": "Allow",
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                            "Resource": f"{arn.removesuffix(':*')}:*",
-                        }
-                    ]
-                )
+            policy=pulumi.Output.all(logs.arn, secret_arn).apply(
+                lambda values: policy_document(probe_statements(values[0], values[1]))
             ),
             opts=here,
         )
@@ -679,6 +875,7 @@ class FailoverDrill(pulumi.ComponentResource):
         aws_name: str,
         args: FailoverDrillArgs,
         probe: aws.lambda_.Function,
+        identity: DrillIdentity | None,
         here: pulumi.ResourceOptions,
     ) -> StateMachineWithRole:
         """The drill's definition and its role, from the resolved ARNs, ids, name servers and hosts."""
@@ -695,10 +892,12 @@ class FailoverDrill(pulumi.ComponentResource):
             probe.arn,
             zone.name_servers,
             pulumi.Output.all(**hosts),
+            identity.client_id if identity else None,
+            identity.replica_secret_arn if identity else None,
         )
 
         def definition(values: list[Any]) -> str:
-            topic_arn, ids, probe_arn, name_servers, subnet_hosts = values
+            topic_arn, ids, probe_arn, name_servers, subnet_hosts, client_id, secret_arn = values
             target = ProbeTarget(
                 function_arn=probe_arn,
                 name_servers=sorted(name_servers),
@@ -715,11 +914,20 @@ class FailoverDrill(pulumi.ComponentResource):
                     topic_arn=topic_arn,
                     probe=target,
                     timing=args.timing,
+                    identity=IdentityTarget(
+                        function_arn=probe_arn,
+                        primary_region=identity.primary_region,
+                        region=identity.region,
+                        client_id=client_id,
+                        secret_arn=secret_arn,
+                    )
+                    if identity
+                    else None,
                 )
             )
 
         def policy(values: list[Any]) -> str:
-            topic_arn, ids, probe_arn, _, _ = values
+            topic_arn, ids, probe_arn, *_ = values
             arns = [
                 health_check_arn(arn_part(topic_arn, 1), health_check_id) for health_check_id in ids.values()
             ]

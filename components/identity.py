@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -63,6 +64,15 @@ OAUTH_SCOPES = ("openid", "email", "profile")
 CLI_CALLBACK_PORTS = (53682, 53683, 53684)
 CALLBACK_PATH = "/callback"
 REFRESH_ROTATION_GRACE_SECONDS = 10  # a retried refresh (lost response) still works for this long
+# What every password of the pool must hold; the failover drill's user (components/dynamic/drill_user.py)
+# gets a random password made to it.
+PASSWORD_POLICY: Mapping[str, Any] = {
+    "minimum_length": 12,
+    "require_lowercase": True,
+    "require_uppercase": True,
+    "require_numbers": True,
+    "require_symbols": True,
+}
 
 
 def web_callback_urls(web_origin: str | None, cli_ports: tuple[int, ...] = CLI_CALLBACK_PORTS) -> list[str]:
@@ -191,11 +201,11 @@ class Identity(pulumi.ComponentResource):
             # email claim is always one the user proved they own.
             user_attribute_update_settings={"attributes_require_verification_before_updates": ["email"]},
             password_policy={
-                "minimum_length": 12,
-                "require_lowercase": True,
-                "require_uppercase": True,
-                "require_numbers": True,
-                "require_symbols": True,
+                "minimum_length": PASSWORD_POLICY["minimum_length"],
+                "require_lowercase": PASSWORD_POLICY["require_lowercase"],
+                "require_uppercase": PASSWORD_POLICY["require_uppercase"],
+                "require_numbers": PASSWORD_POLICY["require_numbers"],
+                "require_symbols": PASSWORD_POLICY["require_symbols"],
                 "temporary_password_validity_days": 3,
                 "password_history_size": 5,
             },

@@ -11,6 +11,10 @@ describes. Two observations, both for a client in the drilled (``target``) regio
 An observation that fails (timeout, refusal, missing record, TLS error) becomes its ``error`` text and
 a ``null`` region; only a malformed event raises. Every step is bounded by ``timeoutSeconds`` and by the
 time the invocation has left, so the function always returns its result.
+
+An event with an ``identity`` object asks for the identity check instead (``probe.identity``): sign-in
+and token refresh at one region's Cognito endpoint, as the drill's user; its result is ``{"identity":
+{"region", "signIn", "refresh"}, "elapsedMs"}``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 from typing import Any
 
 from probe.authoritative import LookupFailed, address_of, client_subnet, region_of
-from probe.event import ProbeEvent, parse_event
+from probe.event import IdentityEvent, ProbeEvent, is_identity_event, parse_event, parse_identity_event
 from probe.served import RequestFailed, served_region
 
 logger = logging.getLogger(__name__)
@@ -92,8 +96,21 @@ def observe(probe: ProbeEvent, context: Any = None) -> dict[str, Any]:
     }
 
 
+def observe_identity(event: IdentityEvent, context: Any = None) -> dict[str, Any]:
+    """The identity check's outcome (never a password or a token), as the result's JSON object."""
+    from probe.identity import check_identity  # imports boto3: only when an identity check is asked for
+
+    started = time.monotonic()
+    identity = check_identity(event.identity, _Budget(event.timeout_seconds, context))
+    return {"identity": identity, "elapsedMs": round((time.monotonic() - started) * 1000)}
+
+
 def handler(event: object, context: Any = None) -> dict[str, Any]:
     """Lambda entry point: the observation as JSON; raises ``ValueError`` only for a malformed event."""
+    if is_identity_event(event):
+        result = observe_identity(parse_identity_event(event), context)
+        logger.info(json.dumps({"message": "probe identity check", **result}))
+        return result
     result = observe(parse_event(event), context)
     logger.info(json.dumps({"message": "probe observation", **result}))
     return result

@@ -1,11 +1,15 @@
-"""The probe's event: checked and typed before anything goes on the network.
+"""The probe's events: checked and typed before anything goes on the network.
 
-A malformed event is a bug in the state machine's definition, not an observation: it raises
-``ValueError`` naming the key and what it must hold, and the invocation fails loudly.
+Two kinds: where a client of the drilled region lands (``parse_event``: DNS and HTTPS), and, with an
+``identity`` object and nothing else but ``timeoutSeconds``, the identity check (``parse_identity_event``:
+sign-in and token refresh at one region's Cognito endpoint). A malformed event is a bug in the state
+machine's definition, not an observation: it raises ``ValueError`` naming the key and what it must hold,
+and the invocation fails loudly.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +20,10 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_TIMEOUT_SECONDS = 60.0
 REQUIRED = ("target", "nameServers", "regionRecord", "domain", "subnetHosts")
 OPTIONAL = ("path", "timeoutSeconds", "scheme", "port", "dnsPort")
+IDENTITY_KEYS = ("region", "clientId", "secretArn")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+CLIENT_ID = re.compile(r"[\w+]{1,128}")
+SECRET_ARN = re.compile(r"arn:aws[\w-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}:secret:[\w/+=.@-]+")
 
 
 @dataclass(frozen=True)
@@ -104,16 +112,6 @@ def parse_event(event: object) -> ProbeEvent:
     path = _text(event, "path", "the path to GET, e.g. /health") if "path" in event else DEFAULT_PATH
     if not path.startswith("/"):
         raise ValueError(f"event key 'path' must start with '/', got {path!r}")
-    timeout: object = event.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout <= MAX_TIMEOUT_SECONDS
-    ):
-        raise ValueError(
-            f"event key 'timeoutSeconds' must be a number of seconds above 0 and at most "
-            f"{MAX_TIMEOUT_SECONDS:.0f}, got {timeout!r}"
-        )
     scheme = event.get("scheme", "https")
     if scheme not in SCHEMES:
         raise ValueError(f"event key 'scheme' must be one of {SCHEMES} (http only for tests), got {scheme!r}")
@@ -126,8 +124,87 @@ def parse_event(event: object) -> ProbeEvent:
         domain=_text(event, "domain", "the name clients use, e.g. api.example.com"),
         subnet_hosts={region: host.strip() for region, host in subnet_hosts.items()},
         path=path,
-        timeout_seconds=float(timeout),
+        timeout_seconds=_timeout(event),
         scheme=scheme,
         port=_port(event, "port") if "port" in event else None,
         dns_port=_port(event, "dnsPort") if "dnsPort" in event else 53,
     )
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """Where and as whom the identity check signs in."""
+
+    region: str
+    """The region whose Cognito endpoint is asked (the pool's replica: the secondary)."""
+    client_id: str
+    """The drill's app client (USER_PASSWORD_AUTH and REFRESH_TOKEN_AUTH only; the API refuses its tokens)."""
+    secret_arn: str
+    """The drill user's secret in that region (the replica of the secret): ``{"username", "password"}``."""
+
+
+@dataclass(frozen=True)
+class IdentityEvent:
+    identity: IdentityCheck
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    """Each network step (reading the secret, each InitiateAuth) waits at most this long."""
+
+
+def is_identity_event(event: object) -> bool:
+    return isinstance(event, Mapping) and "identity" in event
+
+
+def _timeout(event: Mapping[str, Any]) -> float:
+    timeout: object = event.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_TIMEOUT_SECONDS
+    ):
+        raise ValueError(
+            f"event key 'timeoutSeconds' must be a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT_SECONDS:.0f}, got {timeout!r}"
+        )
+    return float(timeout)
+
+
+def parse_identity_event(event: object) -> IdentityEvent:
+    """``{"identity": {"region", "clientId", "secretArn"}, "timeoutSeconds"?}`` checked; ``ValueError``
+    names the first key that is missing, unknown or malformed."""
+    if not isinstance(event, Mapping):
+        raise ValueError(f"the probe's event must be a JSON object, got {type(event).__name__}")
+    unknown = sorted(str(key) for key in event if key not in ("identity", "timeoutSeconds"))
+    if unknown:
+        raise ValueError(
+            f"event key {unknown[0]!r} does not go with 'identity': an identity check takes 'identity' and "
+            "'timeoutSeconds' only"
+        )
+    identity = event["identity"]
+    if not isinstance(identity, Mapping):
+        raise ValueError(
+            f"event key 'identity' must be an object with {', '.join(IDENTITY_KEYS)}, got {identity!r}"
+        )
+    missing = [key for key in IDENTITY_KEYS if key not in identity]
+    if missing:
+        raise ValueError(f"event key 'identity.{missing[0]}' is missing; it needs {', '.join(IDENTITY_KEYS)}")
+    extra = sorted(str(key) for key in identity if key not in IDENTITY_KEYS)
+    if extra:
+        raise ValueError(
+            f"event key 'identity.{extra[0]}' is not one the probe knows; use {', '.join(IDENTITY_KEYS)}"
+        )
+    region, client_id, secret_arn = (identity[key] for key in IDENTITY_KEYS)
+    if not isinstance(region, str) or not REGION.fullmatch(region):
+        raise ValueError(f"event key 'identity.region' must be a region name, e.g. us-east-2, got {region!r}")
+    if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
+        raise ValueError(f"event key 'identity.clientId' must be an app client id, got {client_id!r}")
+    match = SECRET_ARN.fullmatch(secret_arn) if isinstance(secret_arn, str) else None
+    if match is None:
+        raise ValueError(
+            f"event key 'identity.secretArn' must be a Secrets Manager secret ARN, got {secret_arn!r}"
+        )
+    if match["region"] != region:
+        raise ValueError(
+            f"event key 'identity.secretArn' must be the secret's replica in {region} (where the check signs "
+            f"in), not the one in {match['region']}"
+        )
+    return IdentityEvent(IdentityCheck(region, client_id, secret_arn), _timeout(event))

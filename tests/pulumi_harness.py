@@ -260,6 +260,10 @@ def _fake_outputs(typ: str, name: str, resource_id: str, region: str | None, inp
         return {"id": "E2OACEXAMPLE01"}
     if typ == "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy":
         return {"id": f"{name}-policy-id"}
+    if typ == "aws:secretsmanager/secret:Secret":  # Secrets Manager adds a 6-character suffix to the name
+        return {
+            "arn": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{inputs.get('name') or name}-AbCdEf"
+        }
     if typ == "aws:cognito/userPoolDomain:UserPoolDomain":
         return {
             "id": inputs.get("domain"),

@@ -1,6 +1,6 @@
 """The deployer's policies (bootstrap/policies/deployer-*.json) cover what the edge and operations parts declare: for each CloudFront
-distribution, WAF web ACL, state machine, EventBridge rule and target, and Scheduler schedule of the
-program with every option on, the API actions the AWS provider calls on it (from the Service
+distribution, WAF web ACL, state machine, EventBridge rule and target, Scheduler schedule and the drill
+identity's Secrets Manager secret of the program with every option on, the API actions the AWS provider calls on it (from the Service
 Authorization Reference's action lists for those services), and passing each role only to the service
 that assumes it."""
 
@@ -18,7 +18,7 @@ from tests.pulumi_harness import ACCOUNT, ProgramRun, Registered
 POLICY = deployer_policy()
 CONTEXT = deployer_context(ACCOUNT)
 EVERYTHING = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "cdn": True, "waf": True,
-              "drillSchedule": "rate(7 days)", "alarmEmail": "ops@example.com"}  # fmt: skip
+              "drillSchedule": "rate(7 days)", "alarmEmail": "ops@example.com", "authReplica": True}  # fmt: skip
 
 Need = list[tuple[str, str, dict[str, Any]]]
 
@@ -90,6 +90,26 @@ def _schedule(r: Registered) -> Need:
     ]
 
 
+def _secret(r: Registered) -> Need:
+    """terraform-provider-aws internal/service/secretsmanager/secret.go: CreateSecret (with
+    AddReplicaRegions and the tags), DescribeSecret and GetResourcePolicy to read, UpdateSecret,
+    ReplicateSecretToRegions / RemoveRegionsFromReplication when the replicas change, Tag/UntagResource,
+    and on delete RemoveRegionsFromReplication then DeleteSecret. The replica is made by Secrets Manager
+    in its region; CreateSecret there is allowed too, should AWS authorize the replica as the caller's."""
+    arn = r.outputs["arn"]
+    replicas = [arn.replace(f":{r.region}:", f":{replica['region']}:") for replica in r.inputs["replicas"]]
+    return [
+        *_each("secretsmanager:CreateSecret secretsmanager:TagResource", arn),
+        *_each(
+            "secretsmanager:DescribeSecret secretsmanager:GetResourcePolicy secretsmanager:UpdateSecret "
+            "secretsmanager:ReplicateSecretToRegions secretsmanager:RemoveRegionsFromReplication "
+            "secretsmanager:UntagResource secretsmanager:DeleteSecret",
+            arn,
+        ),
+        *[need for replica in replicas for need in _each("secretsmanager:CreateSecret", replica)],
+    ]
+
+
 NEEDS: dict[str, Callable[[Registered], Need]] = {
     "aws:cloudfront/distribution:Distribution": _distribution,
     "aws:wafv2/webAcl:WebAcl": _web_acl,
@@ -97,6 +117,7 @@ NEEDS: dict[str, Callable[[Registered], Need]] = {
     "aws:cloudwatch/eventRule:EventRule": _rule,
     "aws:cloudwatch/eventTarget:EventTarget": _target,
     "aws:scheduler/schedule:Schedule": _schedule,
+    "aws:secretsmanager/secret:Secret": _secret,
 }
 
 
@@ -131,6 +152,20 @@ def test_roles_go_only_to_the_service_that_assumes_them(program: ProgramRun) -> 
     assert not allows(POLICY, "states:UpdateStateMachine", foreign, CONTEXT)
     other_acl = f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/someone-else/abc"
     assert not allows(POLICY, "wafv2:UpdateWebACL", other_acl, CONTEXT)
+
+
+def test_the_deployer_manages_only_this_projects_secrets_and_reads_none(program: ProgramRun) -> None:
+    secret = program.one("aws:secretsmanager/secret:Secret").outputs["arn"]
+    # It writes the drill user's password (PutSecretValue, the DrillUser) but may never read it back.
+    assert allows(POLICY, "secretsmanager:PutSecretValue", secret, CONTEXT)
+    assert not allows(POLICY, "secretsmanager:GetSecretValue", secret, CONTEXT)
+    others = {**CONTEXT, "aws:ResourceTag/project": "another-project"}
+    for action in ("DeleteSecret", "PutSecretValue", "UpdateSecret", "ReplicateSecretToRegions"):
+        assert not allows(POLICY, f"secretsmanager:{action}", secret, others), action
+    foreign = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/database-AbCdEf"
+    assert not allows(POLICY, "secretsmanager:DeleteSecret", foreign, CONTEXT)
+    untagged = {k: v for k, v in CONTEXT.items() if k != "aws:RequestTag/project"}
+    assert not allows(POLICY, "secretsmanager:CreateSecret", secret, untagged)
 
 
 def test_the_previewer_reads_what_the_provider_reads_of_these_parts(program: ProgramRun) -> None:

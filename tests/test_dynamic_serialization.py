@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
+from components.dynamic.drill_user import DrillUserProvider
 from components.dynamic.iam_grant import IamGrantProvider
 from components.dynamic.migration import SchemaMigrationProvider, migration_inputs
 from components.dynamic.peering import ClusterPeeringProvider
@@ -141,7 +142,13 @@ def test_the_iam_grant_provider_loads_and_runs_check_and_diff_in_a_fresh_process
 
 @pytest.mark.parametrize(
     "provider",
-    [ClusterPeeringProvider(), SchemaMigrationProvider(), IamGrantProvider(), PublishedVersionProvider()],
+    [
+        ClusterPeeringProvider(),
+        SchemaMigrationProvider(),
+        IamGrantProvider(),
+        PublishedVersionProvider(),
+        DrillUserProvider(),
+    ],
 )
 def test_the_serialized_provider_holds_no_secret_or_client(provider) -> None:
     blob = base64.b64decode(serialize_provider(provider))

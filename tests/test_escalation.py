@@ -249,7 +249,9 @@ def test_the_smoke_identity_reaches_only_the_stacks_pool() -> None:
 
 def test_the_previewer_only_reads() -> None:
     verbs = {action.split(":")[1] for statement in PREVIEWER["Statement"] for action in statement["Action"]}
-    assert all(verb.startswith(("Get", "Describe", "List")) or verb == "GET" for verb in verbs), verbs
+    # AdminGetUser reads one user (the drill's, on refresh); Cognito names its reads of users "Admin...".
+    reads = ("Get", "Describe", "List", "AdminGet")
+    assert all(verb.startswith(reads) or verb == "GET" for verb in verbs), verbs
     assert all(
         statement["Effect"] == "Allow" and "Condition" not in statement
         for statement in PREVIEWER["Statement"]
@@ -347,3 +349,18 @@ def test_the_key_policy_the_deployer_writes_gives_no_one_more_than_iam_does() ->
         for action in cognito["Action"]
     )
     assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+
+
+def test_a_bounded_role_reads_only_this_projects_secrets_and_decrypts_only_through_secrets_manager() -> None:
+    """The drill's probe reads the drill user's secret (aws/secretsmanager key): the boundary lets a role
+    read this project's secrets only, and use a KMS key only when Secrets Manager asks on its behalf."""
+    ours = f"arn:aws:secretsmanager:us-east-2:{ACCOUNT}:secret:dsql-users-api-prod-failover-drill-identity-AbCdEf"
+    theirs = f"arn:aws:secretsmanager:us-east-2:{ACCOUNT}:secret:prod/database-AbCdEf"
+    assert allows(BOUNDARY_POLICY, "secretsmanager:GetSecretValue", ours, OURS)
+    assert not allows(BOUNDARY_POLICY, "secretsmanager:GetSecretValue", theirs, OURS)
+    assert not allows(BOUNDARY_POLICY, "secretsmanager:PutSecretValue", ours, OURS)
+    key = f"arn:aws:kms:us-east-2:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    via = {**OURS, "kms:ViaService": "secretsmanager.us-east-2.amazonaws.com"}
+    assert allows(BOUNDARY_POLICY, "kms:Decrypt", key, via)
+    for context in (OURS, {**OURS, "kms:ViaService": "s3.us-east-2.amazonaws.com"}):
+        assert not allows(BOUNDARY_POLICY, "kms:Decrypt", key, context)

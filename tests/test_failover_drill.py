@@ -9,7 +9,9 @@ import json
 import pulumi_aws as aws
 import pytest
 
+from components.drill_identity import DrillIdentityArgs, replica_arn
 from components.failover_drill import DrillTiming, FailoverDrillArgs
+from components.identity import PASSWORD_POLICY
 from tests.ops_mocks import run_ops_program
 from tests.pulumi_harness import ProgramRun, Registered
 
@@ -205,3 +207,164 @@ def test_a_preview_of_a_new_stack_plans_every_edge_and_operations_resource() -> 
         ("aws:wafv2/webAcl:WebAcl", 1),
     ):
         assert planned.count(typ) == count, typ
+
+
+# ---------------------------------------------------------------- the identity check (authReplica)
+
+REPLICATED = {**DOMAIN, "authReplica": True}
+CLIENT = "aws:cognito/userPoolClient:UserPoolClient"
+SECRET = "aws:secretsmanager/secret:Secret"
+DRILL_USER = "pulumi-python:dynamic/cognito:DrillUser"
+IDENTITY_STATES = (
+    "IsIdentityChecked",
+    "ProbeIdentity",
+    "IsIdentityOk",
+    "ReportIdentityFailed",
+    "IdentityFailed",
+)
+
+
+@pytest.fixture(scope="module")
+def replicated_run() -> ProgramRun:
+    return run_ops_program(REPLICATED)
+
+
+def test_the_drill_client_only_signs_in_and_refreshes_and_the_api_refuses_it(
+    replicated_run: ProgramRun,
+) -> None:
+    run = replicated_run
+    client = run.named("users-api-drill-identity-client")
+    assert client.region == "us-east-1"
+    assert client.inputs["userPoolId"] == run.one("aws:cognito/userPool:UserPool").outputs["id"]
+    assert client.inputs["explicitAuthFlows"] == ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    assert client.inputs["generateSecret"] is False
+    assert client.inputs["allowedOauthFlowsUserPoolClient"] is False
+    assert "allowedOauthFlows" not in client.inputs and "callbackUrls" not in client.inputs
+    assert "refreshTokenRotation" not in client.inputs  # REFRESH_TOKEN_AUTH cannot rotate
+    assert (client.inputs["idTokenValidity"], client.inputs["accessTokenValidity"]) == (5, 5)
+    assert client.inputs["refreshTokenValidity"] == 60
+    assert client.inputs["tokenValidityUnits"] == {
+        "idToken": "minutes",
+        "accessToken": "minutes",
+        "refreshToken": "minutes",
+    }
+    drill_client_id = f"{client.name}-id"  # the mocks give a resource the id <name>-id
+    for function in run.of_type("aws:lambda/function:Function"):
+        variables = function.inputs.get("environment", {}).get("variables", {})
+        if "AUTH_CLIENT_IDS" in variables:
+            accepted = variables["AUTH_CLIENT_IDS"].split(",")
+            assert accepted and drill_client_id not in accepted, function.name
+    assert (
+        len([f for f in run.of_type("aws:lambda/function:Function") if "AUTH_CLIENT_IDS" in str(f.inputs)])
+        == 2
+    )
+
+
+def test_the_drill_user_has_its_password_only_in_a_secret_replicated_to_the_secondary(
+    replicated_run: ProgramRun,
+) -> None:
+    run = replicated_run
+    secret = run.one(SECRET)
+    assert secret.region == "us-east-1"
+    assert secret.inputs["name"] == "dsql-users-api-prod-failover-drill-identity"
+    assert secret.inputs["replicas"] == [{"region": "us-east-2"}]
+    assert "kmsKeyId" not in secret.inputs  # aws/secretsmanager in each region
+    assert secret.inputs["recoveryWindowInDays"] == 0
+    user = run.one(DRILL_USER)
+    assert user.inputs["user_pool_id"] == run.one("aws:cognito/userPool:UserPool").outputs["id"]
+    assert user.inputs["region"] == "us-east-1"
+    assert user.inputs["username"] == "dsql-users-api-prod-failover-drill@example.com"
+    assert user.inputs["secret_arn"] == secret.outputs["arn"]
+    assert user.inputs["password_policy"] == dict(PASSWORD_POLICY)
+    assert run.of_type("aws:cognito/userInGroup:UserInGroup") == []
+    assert not any(t.startswith("aws:secretsmanager/secretVersion") for t in (r.typ for r in run.resources))
+    # The probe may read exactly that secret's replica, and write its logs.
+    replica = secret.outputs["arn"].replace(":us-east-1:", ":us-east-2:")
+    [policy] = [
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "users-api-drill-probe-policy"
+    ]
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    assert [s["Action"] for s in statements] == [
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "secretsmanager:GetSecretValue",
+    ]
+    assert statements[1]["Resource"] == replica
+    # The drill asks the probe for the identity check in the secondary, as its own client and user.
+    states = json.loads(drill(run).inputs["definition"])["States"]
+    asked = states["Drill"]["Branches"][0]["States"]["ProbeIdentity"]["Arguments"]
+    assert asked == {
+        "FunctionName": run.named("users-api-drill-probe").outputs["arn"],
+        "Payload": {
+            "identity": {
+                "region": "us-east-2",
+                "clientId": "users-api-drill-identity-client-id",
+                "secretArn": replica,
+            },
+            "timeoutSeconds": 5,
+        },
+    }
+    condition = states["Drill"]["Branches"][0]["States"]["IsIdentityChecked"]["Choices"][0]["Condition"]
+    assert condition == "{% $target = 'us-east-1' %}"  # only a drill of the pool's region
+
+
+def _without_identity(definition: dict) -> dict:
+    """A drill definition with the identity check's states and fields taken out again."""
+    stripped = json.loads(json.dumps(definition).replace(" & ' ' & $failover.identityReport", ""))
+    states, branch = stripped["States"], stripped["States"]["Drill"]["Branches"][0]["States"]
+    for name in IDENTITY_STATES:
+        states.pop(name, None)
+        branch.pop(name, None)
+    for key in ("identityOk", "identityReport"):
+        branch["Invert"]["Assign"].pop(key)
+        branch["FailedOver"]["Output"].pop(key)
+    branch["AskTestDnsAnswer"]["Next"] = branch["AskTestDnsAnswer"]["Catch"][0]["Next"] = "FailedOver"
+    states["IsRestored"]["Choices"][0]["Next"] = "ReportSuccess"
+    return stripped
+
+
+def test_without_auth_replica_no_drill_identity_and_the_same_drill_but_for_the_check(
+    replicated_run: ProgramRun,
+) -> None:
+    single = run_ops_program(DOMAIN)
+    assert not [c for c in single.of_type(CLIENT) if "drill" in c.name]
+    assert single.of_type(SECRET) == [] and single.of_type(DRILL_USER) == []
+    definition = json.loads(drill(single).inputs["definition"])
+    assert not set(IDENTITY_STATES) & set(definition["States"]) and "identity" not in json.dumps(definition)
+    [policy] = [
+        p for p in single.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "users-api-drill-probe-policy"
+    ]
+    assert "secretsmanager" not in policy.inputs["policy"]
+    # With it, the definition differs by the identity check only.
+    assert _without_identity(json.loads(drill(replicated_run).inputs["definition"])) == definition
+
+
+def test_drill_args_refuse_an_identity_check_outside_the_drilled_regions() -> None:
+    provider = object.__new__(aws.Provider)
+    with pytest.raises(ValueError, match="another region"):
+        DrillIdentityArgs(
+            user_pool_id="p", primary_region="us-east-1", secondary_region="us-east-1", password_policy={}
+        )
+    with pytest.raises(ValueError, match="identity check's regions"):
+        FailoverDrillArgs(
+            provider=provider,
+            health_check_ids={"us-east-1": "a", "us-east-2": "b"},
+            hosted_zone_id="Z1",
+            regions_record_name="_regions.api.example.com",
+            region_record_name="_region.api.example.com",
+            domain="api.example.com",
+            invoke_urls={"us-east-1": "https://a/v1", "us-east-2": "https://b/v1"},
+            probe_artifacts=object(),  # type: ignore[arg-type]
+            topic_arn="arn:aws:sns:us-east-1:123456789012:t",
+            timing=DrillTiming(30, 13),
+            scheduled_region="us-east-2",
+            identity=DrillIdentityArgs(
+                user_pool_id="p", primary_region="eu-west-1", secondary_region="us-east-2", password_policy={}
+            ),
+        )
+
+
+def test_a_replica_secret_arn_keeps_the_name_and_suffix_in_its_own_region() -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dsql-users-api-prod-failover-drill-identity-AbCdEf"
+    assert replica_arn(arn, "us-east-2") == arn.replace(":us-east-1:", ":us-east-2:")
+    with pytest.raises(ValueError, match="not a Secrets Manager secret ARN"):
+        replica_arn("arn:aws:s3:::bucket", "us-east-2")

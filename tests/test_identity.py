@@ -390,4 +390,8 @@ def test_the_deployer_policy_allows_what_the_provider_does_for_the_pool(prod: Pr
         assert not allows(policy, f"cognito-idp:{action}", pool_arn, {"aws:PrincipalAccount": ACCOUNT})
     other_stack = {**context, "aws:ResourceTag/stack": "dev"}
     assert not allows(policy, "cognito-idp:CreateGroup", pool_arn, other_stack)
-    assert not allows(policy, "cognito-idp:AdminDeleteUser", pool_arn, context)
+    # Users: only the failover drill's own user (components/dynamic/drill_user.py), in the stack's own
+    # pool, and never into a group (no administrator can be made).
+    assert allows(policy, "cognito-idp:AdminDeleteUser", pool_arn, context)
+    assert not allows(policy, "cognito-idp:AdminDeleteUser", pool_arn, other_stack)
+    assert not allows(policy, "cognito-idp:AdminAddUserToGroup", pool_arn, context)

@@ -59,6 +59,7 @@ NAMES: dict[str, tuple[str | None, str, str, str]] = {
         "CreateResponseHeadersPolicy",
         "ResponseHeadersPolicyConfig.Name",
     ),
+    "aws:secretsmanager/secret:Secret": ("name", "secretsmanager", "CreateSecret", "Name"),
     # S3 adds 26 characters to a bucket prefix; Terraform's bucket_prefix allows 37 before them.
     "aws:s3/bucket:Bucket": ("bucketPrefix", "s3", "CreateBucket", "Bucket"),
 }

@@ -16,6 +16,7 @@ from components.failover_drill import (
     TEST_DNS_ANSWER,
     UPDATE_HEALTH_CHECK,
     DrillTiming,
+    IdentityTarget,
     ProbeTarget,
     drill_definition,
 )
@@ -308,6 +309,181 @@ def test_the_drill_refuses_an_unknown_region_before_any_call(tmp_path: Path) -> 
     outcome = run(drill(), {"input": {"region": "eu-west-1"}, "answers": {}}, tmp_path)
     assert outcome["status"] == "FAILED" and outcome["error"] == "UnknownRegion"
     assert outcome["calls"] == []
+
+
+# ---------------------------------------------------------------- the drill's identity check (authReplica)
+
+IDENTITY = IdentityTarget(
+    function_arn=PROBE.function_arn,
+    primary_region="us-east-1",
+    region="us-east-2",
+    client_id="drillclient0123456789abcdef",
+    secret_arn="arn:aws:secretsmanager:us-east-2:123456789012:secret:dsql-users-api-prod-failover-drill-AbCdEf",
+)
+
+
+def drill_with_identity() -> dict[str, Any]:
+    return drill_definition(
+        health_check_ids=CHECKS,
+        hosted_zone_id="Z0123456789ABCDEFGHIJ",
+        regions_record_name="_regions.api.example.com",
+        topic_arn=TOPIC,
+        probe=PROBE,
+        timing=DrillTiming(poll_seconds=30, max_polls=4),
+        identity=IDENTITY,
+    )
+
+
+def identity_seen(sign_in: str, refresh: str) -> dict[str, Any]:
+    """The probe's answer to an identity event through Lambda's Invoke."""
+    return {
+        "Payload": {
+            "identity": {"region": "us-east-2", "signIn": sign_in, "refresh": refresh},
+            "elapsedMs": 900,
+        },
+        "StatusCode": 200,
+    }
+
+
+def primary_drill(identity_answer: dict[str, Any]) -> dict[str, Any]:
+    """A drill of us-east-1 (the pool's region) that fails over and comes back, with ``identity_answer``."""
+    return {
+        "input": {"region": "us-east-1"},
+        "answers": {
+            LAMBDA_INVOKE: [
+                *BASELINE,
+                seen("us-east-1", "us-east-2", "us-east-2"),  # failed over
+                identity_answer,
+                seen("us-east-1", "us-east-1", "us-east-1"),  # back
+            ],
+            TEST_DNS_ANSWER: [answered("us-east-2")],
+            UPDATE_HEALTH_CHECK: [{}],
+            SNS_PUBLISH: [{}],
+        },
+    }
+
+
+def test_a_drill_of_the_primary_signs_in_and_refreshes_at_the_replica_once_failover_is_seen(
+    tmp_path: Path,
+) -> None:
+    outcome = run(drill_with_identity(), primary_drill(identity_seen("ok", "ok")), tmp_path)
+    assert outcome["status"] == "SUCCEEDED", outcome
+    asked = probed(outcome)
+    assert [a["Payload"].get("target") for a in asked] == [
+        "us-east-1",
+        "us-east-2",
+        "us-east-1",
+        None,
+        "us-east-1",
+    ]
+    assert asked[3] == {"FunctionName": PROBE.function_arn, "Payload": IDENTITY.payload()}
+    assert asked[3]["Payload"] == {
+        "identity": {"region": "us-east-2", "clientId": IDENTITY.client_id, "secretArn": IDENTITY.secret_arn},
+        "timeoutSeconds": 5,
+    }
+    # Once, after failover was seen and before the restore.
+    order = [c["resource"] for c in outcome["calls"]]
+    identity_call = [i for i, c in enumerate(outcome["calls"]) if "identity" in c["args"].get("Payload", {})]
+    assert identity_call == [order.index(TEST_DNS_ANSWER) + 1]
+    assert updates(outcome) == [("hc-east-1", True), ("hc-east-1", False)]
+    [report] = published(outcome)
+    assert report["Subject"] == "Failover drill passed for us-east-1"
+    assert (
+        "Identity (the drill user at Cognito in us-east-2): sign-in in us-east-2: ok; token refresh in "
+        "us-east-2: ok." in report["Message"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (
+            identity_seen(
+                "NotAuthorizedException: Incorrect username or password.", "not tried (no sign-in)"
+            ),
+            "sign-in in us-east-2: failed (NotAuthorizedException: Incorrect username or password.); "
+            "token refresh in us-east-2: failed (not tried (no sign-in)).",
+        ),
+        (
+            identity_seen("ok", "NotAuthorizedException: Invalid Refresh Token"),
+            "sign-in in us-east-2: ok; token refresh in us-east-2: failed (NotAuthorizedException: Invalid "
+            "Refresh Token).",
+        ),
+        (
+            {"error": "Lambda.ServiceException", "cause": "the probe could not run"},
+            "sign-in in us-east-2: failed (the probe failed: Lambda.ServiceException); token refresh in "
+            "us-east-2: failed (not tried).",
+        ),
+    ],
+    ids=["sign-in fails", "refresh fails", "the probe fails"],
+)
+def test_an_identity_failure_still_restores_then_fails_the_drill_and_says_why(
+    answer: dict[str, Any], says: str, tmp_path: Path
+) -> None:
+    scenario = primary_drill(answer)
+    if "error" in answer:  # a failure that outlives the invocation's retries
+        script = scenario["answers"][LAMBDA_INVOKE]
+        scenario["answers"][LAMBDA_INVOKE] = [*script[:3], *[answer] * 4, script[4]]
+    outcome = run(drill_with_identity(), scenario, tmp_path)
+    assert outcome["status"] == "FAILED" and outcome["error"] == "IdentityFailed", outcome
+    # The restore ran, and was seen, before the verdict.
+    assert updates(outcome) == [("hc-east-1", True), ("hc-east-1", False)]
+    assert outcome["visited"].index("ProbeRestore") < outcome["visited"].index("ReportIdentityFailed")
+    [report] = published(outcome)
+    assert report["Subject"] == "Failover drill FAILED (sign-in) for us-east-1"
+    text = report["Message"]
+    assert says in text
+    assert "users could not sign in or keep their session in us-east-2 with us-east-1 out" in text
+    assert "served by us-east-2 after 0 s (HTTPS, X-Served-Region)" in text  # the failover itself passed
+    assert "list-user-pool-replicas --region us-east-1" in text
+
+
+def test_a_drill_of_the_secondary_does_not_check_identity_and_says_so(tmp_path: Path) -> None:
+    outcome = run(
+        drill_with_identity(),
+        {
+            "input": {"region": "us-east-2"},
+            "answers": {
+                LAMBDA_INVOKE: [*BASELINE, seen("us-east-2", "us-east-1", "us-east-1"), BASELINE[1]],
+                TEST_DNS_ANSWER: [answered("us-east-1")],
+                UPDATE_HEALTH_CHECK: [{}],
+                SNS_PUBLISH: [{}],
+            },
+        },
+        tmp_path,
+    )
+    assert outcome["status"] == "SUCCEEDED", outcome
+    assert not [a for a in probed(outcome) if "identity" in a["Payload"]]
+    assert (
+        "Sign-in and token refresh in us-east-2: not checked (only a drill of us-east-1, where the user pool lives,"
+        in published(outcome)[0]["Message"]
+    )
+
+
+def test_an_identity_failure_is_named_even_when_the_restore_is_not_seen(tmp_path: Path) -> None:
+    scenario = primary_drill(identity_seen("ok", "NotAuthorizedException: Invalid Refresh Token"))
+    scenario["answers"][LAMBDA_INVOKE][-1] = seen("us-east-1", "us-east-2", "us-east-2")  # never back
+    outcome = run(drill_with_identity(), scenario, tmp_path)
+    assert outcome["status"] == "FAILED" and outcome["error"] == "RestoreNotSeen"
+    assert "token refresh in us-east-2: failed (NotAuthorizedException" in published(outcome)[0]["Message"]
+
+
+def test_a_drill_that_never_fails_over_never_checks_identity(tmp_path: Path) -> None:
+    outcome = run(
+        drill_with_identity(),
+        {
+            "input": {"region": "us-east-1"},
+            "answers": {
+                LAMBDA_INVOKE: [*BASELINE, seen("us-east-1", "us-east-1", "us-east-1")],
+                UPDATE_HEALTH_CHECK: [{}],
+                SNS_PUBLISH: [{}],
+            },
+        },
+        tmp_path,
+    )
+    assert outcome["status"] == "FAILED" and outcome["error"] == "DrillFailed"
+    assert not [a for a in probed(outcome) if "identity" in a["Payload"]]
+    assert updates(outcome)[-1] == ("hc-east-1", False)
 
 
 # ---------------------------------------------------------------- the incident runbook

@@ -39,9 +39,10 @@ RESOURCE_ARN = {
 }
 
 
-@pytest.fixture(scope="module")
-def full_run() -> ProgramRun:
-    return run_ops_program(FULL)
+@pytest.fixture(scope="module", params=[False, True], ids=["", "authReplica"])
+def full_run(request: pytest.FixtureRequest) -> ProgramRun:
+    """Every option on; and again with authReplica, whose drill also checks sign-in at the replica."""
+    return run_ops_program({**FULL, "authReplica": True} if request.param else FULL)
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +168,11 @@ def test_task_resources_name_actions_iam_knows(full_run: ProgramRun) -> None:
     assert iam_action("arn:aws:states:::lambda:invoke") == "lambda:InvokeFunction"
 
 
-@pytest.mark.parametrize("run_name", ["full_run", "plain_run"])
-def test_every_task_is_allowed_by_its_own_role_and_nothing_else_is(run_name: str, request: Any) -> None:
-    run: ProgramRun = request.getfixturevalue(run_name)
+@pytest.mark.parametrize("plain", [False, True], ids=["full", "plain"])
+def test_every_task_is_allowed_by_its_own_role_and_nothing_else_is(
+    plain: bool, full_run: ProgramRun, plain_run: ProgramRun
+) -> None:
+    run = plain_run if plain else full_run
     topics = {t.outputs["arn"] for t in run.of_type("aws:sns/topic:Topic")}
     for name, (definition, policy) in machines(run).items():
         called: set[str] = set()

@@ -57,6 +57,7 @@ FREE = {
     "pulumi-python:dynamic/cognito:PoolReplicationSettings": "pool settings (key, issuer) changed at deploy time",
     "pulumi-python:dynamic/cognito:UserPoolReplica": "Cognito bills the replica per monthly active user, not idle (docs/identity.md)",
     "pulumi-python:dynamic/cognito:DomainFailover": "a setting of the managed-login domain",
+    "pulumi-python:dynamic/cognito:DrillUser": "one user, active only in a month the drill runs (per MAU)",
     "pulumi-python:dynamic/lambda:PublishedVersion": "waits for a published version at deploy time (GetFunctionConfiguration)",
     "aws:apigateway/account:Account": "account setting",
     "aws:apigateway/deployment:Deployment": "no charge; requests are priced per REST API",
@@ -332,6 +333,16 @@ def _kms(cost: Costing, key: Any, _: dict[str, list[Any]]) -> None:
     cost.idle("KMS customer managed key", key, "kms_key", 1)
 
 
+def _secret(cost: Costing, secret: Any, _: dict[str, list[Any]]) -> None:
+    replicas = len(secret.inputs.get("replicas") or [])
+    cost.idle(
+        "Secrets Manager secret (each replica billed as a secret)",
+        secret,
+        "secretsmanager_secret",
+        1 + replicas,
+    )
+
+
 def _web_acl(cost: Costing, acl: Any, _: dict[str, list[Any]]) -> None:
     cost.idle("WAF web ACL", acl, "waf_web_acl", 1)
     rules = acl.inputs.get("rules") or []
@@ -374,6 +385,7 @@ IDLE_RULES: dict[str, IdleRule] = {
     "aws:kms/key:Key": _kms,
     "aws:kms/replicaKey:ReplicaKey": _kms,  # a multi-Region replica key is billed as a key of its own
     "aws:wafv2/webAcl:WebAcl": _web_acl,
+    "aws:secretsmanager/secret:Secret": _secret,
     "aws:dsql/cluster:Cluster": _cluster,
     "aws:cognito/userPool:UserPool": _user_pool,
     "aws:lambda/function:Function": _function,
