@@ -581,6 +581,7 @@ OWNED_ELSEWHERE = {
     "aws:scheduler/schedule:Schedule",
     "aws:sfn/stateMachine:StateMachine",
     "aws:wafv2/webAcl:WebAcl",
+    "aws:secretsmanager/secret:Secret",  # the drill user's password (authReplica): tests/test_deployer_policy_ops.py
     # the web client and managed login: tests/test_deployer_policy_web.py
     "aws:s3/bucket:Bucket",
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",

@@ -16,7 +16,7 @@ from tests.ops_mocks import run_ops_program
 from tests.pulumi_harness import ProgramRun, Registered
 
 DOMAIN = {"domainName": "api.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"}
-SCHEDULED = {**DOMAIN, "drillSchedule": "rate(7 days)"}
+SCHEDULED = {**DOMAIN, "drillSchedule": "rate(7 days)", "authReplica": False}  # the identity check: below
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 SCHEDULE = "aws:scheduler/schedule:Schedule"
 
@@ -325,7 +325,7 @@ def _without_identity(definition: dict) -> dict:
 def test_without_auth_replica_no_drill_identity_and_the_same_drill_but_for_the_check(
     replicated_run: ProgramRun,
 ) -> None:
-    single = run_ops_program(DOMAIN)
+    single = run_ops_program({**DOMAIN, "authReplica": False})
     assert not [c for c in single.of_type(CLIENT) if "drill" in c.name]
     assert single.of_type(SECRET) == [] and single.of_type(DRILL_USER) == []
     definition = json.loads(drill(single).inputs["definition"])
