@@ -236,20 +236,20 @@ class _WebRequest(BaseHTTPRequestHandler):
         identity = self.server.identity
         assert identity is not None
         region = path[len(ENDPOINT_PREFIX) :].strip("/")
+        self._identity_region = region if region in identity.regions else None
         try:
+            length_text = self.headers.get("Content-Length") or "0"
+            if not length_text.isdigit() or int(length_text) > MAX_FORM_BYTES:
+                self.close_connection = True  # the body stays unread: this connection cannot go on
+                raise CognitoError(413, "SerializationException", f"bodies up to {MAX_FORM_BYTES} bytes")
+            body = self.rfile.read(int(length_text))
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if content_type != JSON_1_1:
                 raise CognitoError(400, "SerializationException", f"send Content-Type: {JSON_1_1}")
-            length_text = self.headers.get("Content-Length") or "0"
-            if not length_text.isdigit() or int(length_text) > MAX_FORM_BYTES:
-                raise CognitoError(413, "SerializationException", f"bodies up to {MAX_FORM_BYTES} bytes")
-            body = self.rfile.read(int(length_text))
             answer = identity.call(region, self.headers.get("X-Amz-Target"), body)
         except CognitoError as exc:
-            self._identity_region = region
             self._send(exc.status, JSON_1_1, json.dumps(exc.body()).encode(), {"x-amzn-ErrorType": exc.kind})
             return
-        self._identity_region = region
         self._send(HTTPStatus.OK, JSON_1_1, json.dumps(answer).encode())
 
     def _issuer_view(self, path: str) -> None:
@@ -289,6 +289,7 @@ class _WebRequest(BaseHTTPRequestHandler):
     def _form(self) -> dict[str, str] | None:
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
+            self.close_connection = True  # the body stays unread: this connection cannot go on
             self._json(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                 {"message": "send Content-Type: application/x-www-form-urlencoded"},
@@ -296,6 +297,7 @@ class _WebRequest(BaseHTTPRequestHandler):
             return None
         length_text = self.headers.get("Content-Length") or "0"
         if not length_text.isdigit() or int(length_text) > MAX_FORM_BYTES:
+            self.close_connection = True
             self._json(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": f"forms up to {MAX_FORM_BYTES} bytes"}
             )
@@ -346,6 +348,7 @@ class _WebRequest(BaseHTTPRequestHandler):
             "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer",
             "Cross-Origin-Opener-Policy": "same-origin",
+            **({"Connection": "close"} if self.close_connection else {}),
             **(extra or {}),
         }
         served = getattr(self, "_identity_region", None)

@@ -344,3 +344,26 @@ def test_a_run_without_authentication_has_no_identity_to_take_down(
         )
     finally:
         bare.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/cognito-idp/us-east-2/", "text/plain"), ("/oauth2/token", "application/json")],
+)
+def test_a_refused_body_never_becomes_the_next_request_on_the_connection(
+    served: Served, path: str, content_type: str
+) -> None:
+    """Refused for its content type: the body is read (or the connection closed), so a keep-alive
+    client's next request is answered as itself, not after a stray body."""
+    conn = http.client.HTTPConnection("127.0.0.1", served.web.port, timeout=10)
+    host = {"Host": f"127.0.0.1:{served.web.port}"}
+    conn.request(
+        "POST", path, body=b"GET /evil HTTP/1.1\r\n\r\n" * 4, headers={**host, "Content-Type": content_type}
+    )
+    first = conn.getresponse()
+    first.read()
+    assert first.status in (400, 415)
+    conn.request("GET", "/config.json", headers=host)
+    second = conn.getresponse()
+    assert second.status == 200 and json.loads(second.read())["clientId"] == served.client_id
+    conn.close()
