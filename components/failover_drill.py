@@ -356,88 +356,102 @@ def _outage_branch(
     """Invert, then probe until a client in the drilled region is sent elsewhere (DNS) and served
     elsewhere (HTTPS), each timed on its own. Any failure in here is caught by the Parallel state
     around it, which restores."""
+    states = {
+        **_probe_until_failed_over(probe, timing, identity),
+        **_failed_over(ask, identity),
+        "NotFailedOver": {
+            "Type": "Fail",
+            "Error": "NotFailedOver",
+            "Cause": f"After {timing.max_polls} probes a client in the drilled region was still sent there "
+            "(DNS at the zone's name servers) or served there (HTTPS, X-Served-Region)",
+        },
+        **(_identity_check(identity) if identity else {}),
+    }
+    return {"StartAt": "Invert", "States": states}
+
+
+def _probe_until_failed_over(
+    probe: ProbeTarget, timing: DrillTiming, identity: IdentityTarget | None
+) -> dict[str, Any]:
+    """Invert the health check, then probe every poll interval until DNS and HTTPS have both moved
+    (each timed from the inversion), or give up after ``timing.max_polls``."""
     moved = "$p.{kind}.region in $others"
-    after_extra = "IsIdentityChecked" if identity else "FailedOver"
-    branch: dict[str, Any] = {
-        "StartAt": "Invert",
-        "States": {
-            "Invert": {
-                "Type": "Task",
-                "Resource": UPDATE_HEALTH_CHECK,
-                "Arguments": {"HealthCheckId": "{% $healthCheckId %}", "Inverted": True},
-                "Retry": RETRY_TRANSIENT,
-                "Assign": {
-                    "invertedAt": "{% $millis() %}",
-                    "failoverPolls": 0,
-                    "dnsMoved": -1,
-                    "httpsMoved": -1,
-                    **(_identity_not_checked(identity) if identity else {}),
-                },
-                "Next": "WaitForFailover",
+    return {
+        "Invert": {
+            "Type": "Task",
+            "Resource": UPDATE_HEALTH_CHECK,
+            "Arguments": {"HealthCheckId": "{% $healthCheckId %}", "Inverted": True},
+            "Retry": RETRY_TRANSIENT,
+            "Assign": {
+                "invertedAt": "{% $millis() %}",
+                "failoverPolls": 0,
+                "dnsMoved": -1,
+                "httpsMoved": -1,
+                **(_identity_not_checked(identity) if identity else {}),
             },
-            "WaitForFailover": {"Type": "Wait", "Seconds": timing.poll_seconds, "Next": "ProbeFailover"},
-            "ProbeFailover": _probe_task(
-                probe,
-                "{% $target %}",
-                Assign={
-                    "failoverPolls": "{% $failoverPolls + 1 %}",
-                    "dnsMoved": _since("$dnsMoved", "$invertedAt", moved.format(kind="dns")),
-                    "httpsMoved": _since("$httpsMoved", "$invertedAt", moved.format(kind="https")),
-                    "servedBy": "{% $string($states.result.Payload.https.region) %}",
-                    "seen": "{% ($p := $states.result.Payload; " + _SEEN + ") %}",
-                },
-                Next="IsFailedOver",
-            ),
-            "IsFailedOver": {
-                "Type": "Choice",
-                "Choices": [
-                    {"Condition": "{% $dnsMoved >= 0 and $httpsMoved >= 0 %}", "Next": "AskTestDnsAnswer"},
-                    {"Condition": f"{{% $failoverPolls < {timing.max_polls} %}}", "Next": "WaitForFailover"},
-                ],
-                "Default": "NotFailedOver",
+            "Next": "WaitForFailover",
+        },
+        "WaitForFailover": {"Type": "Wait", "Seconds": timing.poll_seconds, "Next": "ProbeFailover"},
+        "ProbeFailover": _probe_task(
+            probe,
+            "{% $target %}",
+            Assign={
+                "failoverPolls": "{% $failoverPolls + 1 %}",
+                "dnsMoved": _since("$dnsMoved", "$invertedAt", moved.format(kind="dns")),
+                "httpsMoved": _since("$httpsMoved", "$invertedAt", moved.format(kind="https")),
+                "servedBy": "{% $string($states.result.Payload.https.region) %}",
+                "seen": "{% ($p := $states.result.Payload; " + _SEEN + ") %}",
             },
-            # A labelled extra, never evidence: AWS does not document that TestDNSAnswer applies health
-            # checks. Whatever it answers (or fails with), the drill goes on.
-            "AskTestDnsAnswer": {
-                "Type": "Task",
-                "Resource": TEST_DNS_ANSWER,
-                "Arguments": dict(ask),
-                "Assign": {"testDnsAnswer": _answer("$states.result")},
-                "Catch": [
-                    {
-                        "ErrorEquals": CATCH_ALL,
-                        "Assign": {"testDnsAnswer": "{% 'no answer (' & $states.errorOutput.Error & ')' %}"},
-                        "Next": after_extra,
-                    }
-                ],
-                "Next": after_extra,
-            },
-            "FailedOver": {
-                "Type": "Pass",
-                "Output": {
-                    "dnsSeconds": "{% $dnsMoved %}",
-                    "httpsSeconds": "{% $httpsMoved %}",
-                    "servedBy": "{% $servedBy %}",
-                    "testDnsAnswer": "{% $testDnsAnswer %}",
-                    **(
-                        {"identityOk": "{% $identityOk %}", "identityReport": "{% $identityReport %}"}
-                        if identity
-                        else {}
-                    ),
-                },
-                "End": True,
-            },
-            "NotFailedOver": {
-                "Type": "Fail",
-                "Error": "NotFailedOver",
-                "Cause": f"After {timing.max_polls} probes a client in the drilled region was still sent there "
-                "(DNS at the zone's name servers) or served there (HTTPS, X-Served-Region)",
-            },
+            Next="IsFailedOver",
+        ),
+        "IsFailedOver": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": "{% $dnsMoved >= 0 and $httpsMoved >= 0 %}", "Next": "AskTestDnsAnswer"},
+                {"Condition": f"{{% $failoverPolls < {timing.max_polls} %}}", "Next": "WaitForFailover"},
+            ],
+            "Default": "NotFailedOver",
         },
     }
-    if identity:
-        branch["States"].update(_identity_check(identity))
-    return branch
+
+
+def _failed_over(ask: Mapping[str, str], identity: IdentityTarget | None) -> dict[str, Any]:
+    """Once failed over: TestDNSAnswer as a labelled extra, the identity check when there is one, and
+    the branch's result (the times, the serving region, what was seen)."""
+    after_extra = "IsIdentityChecked" if identity else "FailedOver"
+    return {
+        # A labelled extra, never evidence: AWS does not document that TestDNSAnswer applies health
+        # checks. Whatever it answers (or fails with), the drill goes on.
+        "AskTestDnsAnswer": {
+            "Type": "Task",
+            "Resource": TEST_DNS_ANSWER,
+            "Arguments": dict(ask),
+            "Assign": {"testDnsAnswer": _answer("$states.result")},
+            "Catch": [
+                {
+                    "ErrorEquals": CATCH_ALL,
+                    "Assign": {"testDnsAnswer": "{% 'no answer (' & $states.errorOutput.Error & ')' %}"},
+                    "Next": after_extra,
+                }
+            ],
+            "Next": after_extra,
+        },
+        "FailedOver": {
+            "Type": "Pass",
+            "Output": {
+                "dnsSeconds": "{% $dnsMoved %}",
+                "httpsSeconds": "{% $httpsMoved %}",
+                "servedBy": "{% $servedBy %}",
+                "testDnsAnswer": "{% $testDnsAnswer %}",
+                **(
+                    {"identityOk": "{% $identityOk %}", "identityReport": "{% $identityReport %}"}
+                    if identity
+                    else {}
+                ),
+            },
+            "End": True,
+        },
+    }
 
 
 def _identity_not_checked(identity: IdentityTarget) -> dict[str, Any]:
