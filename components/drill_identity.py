@@ -28,6 +28,7 @@ import pulumi_aws as aws
 
 from components.config import PROJECT
 from components.dynamic.drill_user import DrillUser
+from components.identity import SHORTEST_TOKEN_VALIDITY
 from components.naming import stack_name
 
 # Only what the probe does (probe/identity.py): sign in with a password, then refresh.
@@ -91,14 +92,7 @@ class DrillIdentity(pulumi.ComponentResource):
             allowed_oauth_flows_user_pool_client=False,
             prevent_user_existence_errors="ENABLED",
             enable_token_revocation=True,
-            id_token_validity=5,
-            access_token_validity=5,
-            refresh_token_validity=60,
-            token_validity_units={
-                "id_token": "minutes",
-                "access_token": "minutes",
-                "refresh_token": "minutes",
-            },
+            **SHORTEST_TOKEN_VALIDITY,
             read_attributes=["email"],
             opts=here,
         )

@@ -60,6 +60,14 @@ USER_POOL_TIER = "ESSENTIALS"
 # be combined with refresh token rotation: refresh goes through the token endpoint instead).
 WEB_CLIENT_FLOWS = ("ALLOW_USER_SRP_AUTH",)
 OAUTH_SCOPES = ("openid", "email", "profile")
+# The shortest token lifetimes Cognito allows (5 minutes; refresh 60), for clients whose sessions last
+# seconds: the smoke check's and the failover drill's.
+SHORTEST_TOKEN_VALIDITY: dict[str, Any] = {
+    "id_token_validity": 5,
+    "access_token_validity": 5,
+    "refresh_token_validity": 60,
+    "token_validity_units": {"id_token": "minutes", "access_token": "minutes", "refresh_token": "minutes"},
+}
 # Loopback ports python -m tools.token listens on, in order (Cognito wants each callback URL listed).
 CLI_CALLBACK_PORTS = (53682, 53683, 53684)
 CALLBACK_PATH = "/callback"
@@ -258,14 +266,7 @@ class Identity(pulumi.ComponentResource):
             prevent_user_existence_errors="ENABLED",
             enable_token_revocation=True,
             # A smoke run lasts seconds: the shortest lifetimes Cognito allows.
-            id_token_validity=5,
-            access_token_validity=5,
-            refresh_token_validity=60,
-            token_validity_units={
-                "id_token": "minutes",
-                "access_token": "minutes",
-                "refresh_token": "minutes",
-            },
+            **SHORTEST_TOKEN_VALIDITY,
             read_attributes=["email", "email_verified", "name"],
             write_attributes=["email", "name"],
             opts=ResourceOptions(parent=self),

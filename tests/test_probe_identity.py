@@ -20,9 +20,8 @@ import subprocess
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import pytest
 from probe.app import handler
 from probe.event import parse_identity_event
 from scripts.build_artifacts import find_runtime_python, lay_out
+from tests.json_api_server import json_api_server
 from tests.pulumi_harness import ROOT, run_program
 from tests.test_probe import RUNTIME, _probe_program
 
@@ -105,36 +105,16 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeAws, str]]:
     fake = FakeAws()
     release = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            target = self.headers.get("X-Amz-Target", "")
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            fake.requests.append(
-                {
-                    "target": target,
-                    "contentType": self.headers.get("Content-Type"),
-                    "authorization": self.headers.get("Authorization"),
-                    "body": body,
-                }
-            )
-            if fake.silent and target.startswith(COGNITO):
-                release.wait(10)
-                return
-            status, answer = fake.answer(target, body)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
+    def answer(
+        target: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]] | None:
+        request = {"target": target, "contentType": headers.get("Content-Type"), "body": body}
+        fake.requests.append({**request, "authorization": headers.get("Authorization")})
+        if fake.silent and target.startswith(COGNITO):
+            release.wait(10)
             return None
+        return fake.answer(target, body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     for key in list(os.environ):
         if key.startswith("AWS_"):
             monkeypatch.delenv(key)
@@ -144,14 +124,13 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeAws, str]]:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", url)
-    try:
-        yield fake, url
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
+    with json_api_server(answer) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", url)
+        try:
+            yield fake, url
+        finally:
+            release.set()  # a silent answer stops waiting, so the server can close
 
 
 def event(timeout: float = 2.0) -> dict[str, Any]:

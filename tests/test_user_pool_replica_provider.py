@@ -9,10 +9,7 @@ recorded, so the tests also prove which calls the provider makes and that the de
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from components.dynamic.user_pool_replica import (
     UserPoolReplicaProvider,
 )
 from tests.iam_policy import POLICY_DIR, allows, deployer_context, deployer_policy, load_policy
+from tests.json_api_server import json_api_server
 from tests.provider_server import ProviderServer, plain, server_environment, with_provider
 
 DIFF_SOME = provider_pb2.DiffResponse.DIFF_SOME
@@ -138,29 +136,10 @@ class FakeCognito:
 def cognito() -> Iterator[tuple[FakeCognito, str]]:
     fake = FakeCognito()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            target = self.headers.get("X-Amz-Target", "")
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            status, answer = fake.handle(target.removeprefix(TARGET_PREFIX), body)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_api_server(
+        lambda target, body, _: fake.handle(target.removeprefix(TARGET_PREFIX), body)
+    ) as url:
+        yield fake, url
 
 
 @pytest.fixture
