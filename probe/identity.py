@@ -129,6 +129,20 @@ def check_identity(check: IdentityCheck, timeout: Timeout) -> dict[str, Any]:
     """Sign in and refresh at ``check.region``'s Cognito endpoint; the outcome of each, never a secret."""
     scrub = _Scrubber()
     outcome: dict[str, Any] = {"region": check.region, "signIn": None, "refresh": None}
+
+    def initiate_auth(flow: str, parameters: dict[str, str]) -> dict[str, Any]:
+        answer = _call(
+            "initiate_auth",
+            "cognito-idp",
+            check.region,
+            timeout,
+            scrub,
+            ClientId=check.client_id,
+            AuthFlow=flow,
+            AuthParameters=parameters,
+        )
+        return _tokens(answer, scrub)
+
     try:
         username, password = _credentials(check, timeout, scrub)
     except IdentityFailed as error:
@@ -136,19 +150,7 @@ def check_identity(check: IdentityCheck, timeout: Timeout) -> dict[str, Any]:
         outcome["refresh"] = "not tried (no sign-in)"
         return outcome
     try:
-        signed_in = _tokens(
-            _call(
-                "initiate_auth",
-                "cognito-idp",
-                check.region,
-                timeout,
-                scrub,
-                ClientId=check.client_id,
-                AuthFlow="USER_PASSWORD_AUTH",
-                AuthParameters={"USERNAME": username, "PASSWORD": password},
-            ),
-            scrub,
-        )
+        signed_in = initiate_auth("USER_PASSWORD_AUTH", {"USERNAME": username, "PASSWORD": password})
     except IdentityFailed as error:
         outcome["signIn"] = str(error)
         outcome["refresh"] = "not tried (no sign-in)"
@@ -159,19 +161,7 @@ def check_identity(check: IdentityCheck, timeout: Timeout) -> dict[str, Any]:
         outcome["refresh"] = "not tried: the sign-in gave no refresh token"
         return outcome
     try:
-        _tokens(
-            _call(
-                "initiate_auth",
-                "cognito-idp",
-                check.region,
-                timeout,
-                scrub,
-                ClientId=check.client_id,
-                AuthFlow="REFRESH_TOKEN_AUTH",
-                AuthParameters={"REFRESH_TOKEN": refresh_token},
-            ),
-            scrub,
-        )
+        initiate_auth("REFRESH_TOKEN_AUTH", {"REFRESH_TOKEN": refresh_token})
     except IdentityFailed as error:
         outcome["refresh"] = str(error)
         return outcome
