@@ -169,40 +169,21 @@ class Costing:
     items: list[Item]
 
     def idle(self, what: str, resource: Any, key: str, quantity: float) -> None:
-        price, source = self.prices.price(key, resource.region)
-        unit = self.prices.table[key]["unit"]
-        self.items.append(
-            Item(
-                what,
-                resource.name,
-                resource.region,
-                quantity,
-                unit,
-                price,
-                source,
-                monthly_usd=quantity * price,
-            )
-        )
+        self._add(what, resource, key, quantity, idle=True)
 
     def per_request(
         self, what: str, resource: Any, key: str, per_million_units: float, weight: float
     ) -> None:
         """``per_million_units`` of the price's unit per million requests, for ``weight`` of the requests."""
+        self._add(what, resource, key, per_million_units * weight, idle=False)
+
+    def _add(self, what: str, resource: Any, key: str, quantity: float, *, idle: bool) -> None:
+        """One line: ``quantity`` of price ``key`` in the resource's region, a monthly idle cost or a cost
+        per million requests."""
         price, source = self.prices.price(key, resource.region)
         unit = self.prices.table[key]["unit"]
-        quantity = per_million_units * weight
-        self.items.append(
-            Item(
-                what,
-                resource.name,
-                resource.region,
-                quantity,
-                unit,
-                price,
-                source,
-                per_million_usd=quantity * price,
-            )
-        )
+        cost = {"monthly_usd" if idle else "per_million_usd": quantity * price}
+        self.items.append(Item(what, resource.name, resource.region, quantity, unit, price, source, **cost))
 
 
 def _alarm(cost: Costing, alarm: Any, _: dict[str, list[Any]]) -> None:
