@@ -412,7 +412,8 @@ def estimate(resources: list[Any], stack: str, prices: PriceTable | None = None)
             "with the reason it costs nothing) and its price to tools/prices.yaml"
         )
     by_type: dict[str, list[Any]] = {}
-    for resource in resources:
+    # By name: the mocks register concurrently, and the same stack must print the same lines in order.
+    for resource in sorted(resources, key=lambda r: r.name):
         by_type.setdefault(resource.typ, []).append(resource)
     cost = Costing(prices, [])
     for typ, rule in IDLE_RULES.items():
