@@ -236,15 +236,21 @@ def test_outputs_without_a_pool_or_web_client_say_what_to_do(capsys: pytest.Capt
         tool.parse_args(["--from-stack", "--srp"])  # no --username
 
 
-@mock_aws
-def test_srp_signs_in_a_real_user_of_the_pool() -> None:
-    cognito = boto3.client("cognito-idp", region_name="us-east-1")
+def public_client_pool(cognito: Any) -> tuple[str, str]:
+    """A pool (moto) whose users sign in by e-mail, and a public SRP client of it: their ids."""
     pool = cognito.create_user_pool(PoolName="users", UsernameAttributes=["email"])["UserPool"]["Id"]
     client = cognito.create_user_pool_client(
         UserPoolId=pool,
         ClientName="public",
         ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )["UserPoolClient"]["ClientId"]
+    return pool, client
+
+
+@mock_aws
+def test_srp_signs_in_a_real_user_of_the_pool() -> None:
+    cognito = boto3.client("cognito-idp", region_name="us-east-1")
+    pool, client = public_client_pool(cognito)
     cognito.admin_create_user(UserPoolId=pool, Username="ann@example.com", MessageAction="SUPPRESS")
     with pytest.raises(TokenError, match="temporary password"):
         srp_sign_in(pool, client, "ann@example.com", "Temporary-Passw0rd!", cognito)
@@ -262,12 +268,7 @@ def test_srp_main_prints_only_the_token(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cognito = boto3.client("cognito-idp", region_name="us-east-1")
-    pool = cognito.create_user_pool(PoolName="users", UsernameAttributes=["email"])["UserPool"]["Id"]
-    client = cognito.create_user_pool_client(
-        UserPoolId=pool,
-        ClientName="public",
-        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]["ClientId"]
+    pool, client = public_client_pool(cognito)
     cognito.admin_create_user(UserPoolId=pool, Username="bo@example.com", MessageAction="SUPPRESS")
     cognito.admin_set_user_password(
         UserPoolId=pool, Username="bo@example.com", Password="Bo-Passw0rd!!", Permanent=True
